@@ -1,0 +1,77 @@
+//! Hand-written OpenAPI fragments for fields whose shape the derive cannot express: Kubernetes
+//! name patterns, quantities, and the string-or-object environment values.
+
+use schemars::{Schema, SchemaGenerator, json_schema};
+
+const LABEL_VALUE: &str = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$";
+const DNS_LABEL: &str = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$";
+const DNS_SUBDOMAIN: &str = r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$";
+const QUANTITY: &str = r"^([+]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$";
+const QUALIFIED_NAME: &str = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$";
+
+pub fn label_value(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": 63, "pattern": LABEL_VALUE})
+}
+
+pub fn optional_label_value(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "maxLength": 63, "pattern": LABEL_VALUE})
+}
+
+pub fn dns_label(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": 63, "pattern": DNS_LABEL})
+}
+
+pub fn optional_dns_label(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "maxLength": 63, "pattern": DNS_LABEL})
+}
+
+pub fn optional_dns_subdomain(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "maxLength": 253, "pattern": DNS_SUBDOMAIN})
+}
+
+pub fn optional_quantity(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "pattern": QUANTITY})
+}
+
+pub fn qualified_name(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "maxLength": 317, "pattern": QUALIFIED_NAME})
+}
+
+pub fn namespace_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "maxItems": 256,
+        "items": {"type": "string", "maxLength": 63, "pattern": DNS_LABEL}
+    })
+}
+
+pub fn optional_bucket(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "minLength": 3,
+        "maxLength": 255,
+        "pattern": r"^[^/\s]+$",
+        "description": "S3 bucket name, without s3:// and without a trailing /."
+    })
+}
+
+pub fn s3_prefix(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 512,
+        "pattern": r"^[^/{}%].*[^/]$|^[^/{}%]$",
+        "description": "Key prefix in the bucket: no leading or trailing /, no {{ }} or % (the operator appends the partition path)."
+    })
+}
+
+/// A container env value: a plain string or `{valueFrom: EnvVarSource}`. Structural schemas
+/// cannot say "string or object", and the apiserver cannot compile CEL over a value without
+/// a type, so the value keeps unknown fields and the operator checks the shape (a bad value
+/// turns the resource Failed with the key named).
+pub fn env_value(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "description": "A plain string, or {valueFrom: {secretKeyRef|configMapKeyRef|fieldRef|resourceFieldRef: ...}} as in a Pod's env.",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}

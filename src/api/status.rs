@@ -1,0 +1,115 @@
+//! `status` of `MonitoringServices` (seed section 5) and the condition vocabulary.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Lifecycle phase (seed section 5.2).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Phase {
+    /// Initial state, setup starting.
+    #[default]
+    Pending,
+    /// Child resources created, collectors not yet ready.
+    Creating,
+    /// All components healthy.
+    Running,
+    /// Some components unhealthy.
+    Degraded,
+    /// Setup failed (the message and the Ready condition say why and which field).
+    Failed,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Creating => "Creating",
+            Phase::Running => "Running",
+            Phase::Degraded => "Degraded",
+            Phase::Failed => "Failed",
+        }
+    }
+    pub const ALL: [Phase; 5] = [Phase::Pending, Phase::Creating, Phase::Running, Phase::Degraded, Phase::Failed];
+}
+
+/// Observed state of MonitoringServices.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringServicesStatus {
+    /// Current lifecycle phase: Pending, Creating, Running, Degraded or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Human-readable status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Overall readiness: every enabled collector is ready on every node it is scheduled to.
+    #[serde(default)]
+    pub ready: bool,
+    /// Cloud provider in use (spec.cloud, or auto-detected from Node spec.providerID).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud: Option<String>,
+    /// metadata.generation this status was computed for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Logs DaemonSet status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_logs_status: Option<ComponentStatus>,
+    /// Metrics DaemonSet status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_metrics_status: Option<ComponentStatus>,
+    /// GreptimeDB connection status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greptimedb_status: Option<GreptimeDbIntegrationStatus>,
+    /// Detailed conditions: Ready, SpecValid, LogsReady, MetricsReady.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+}
+
+/// Status of one collector DaemonSet.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentStatus {
+    /// The collector runs ready on every node it is scheduled to.
+    pub ready: bool,
+    /// Nodes that should run the collector.
+    pub replicas: i32,
+    /// Nodes where the collector is ready.
+    pub ready_replicas: i32,
+    /// Human-readable state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// State of the GreptimeDB integration.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct GreptimeDbIntegrationStatus {
+    /// The referenced GreptimeDBCluster exists.
+    pub discovered: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_namespace: Option<String>,
+    /// The log pipeline used by the logs sink exists in GreptimeDB.
+    #[serde(default)]
+    pub pipeline_ready: bool,
+    /// Frontend endpoint (host:port) the collectors write to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Database written to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+}
+
+/// Condition types.
+pub mod condition {
+    /// Overall readiness; its reason is the phase's cause.
+    pub const READY: &str = "Ready";
+    /// The spec passed the operator's semantic validation.
+    pub const SPEC_VALID: &str = "SpecValid";
+    /// The logs DaemonSet is ready on every node.
+    pub const LOGS_READY: &str = "LogsReady";
+    /// The metrics DaemonSet is ready on every node.
+    pub const METRICS_READY: &str = "MetricsReady";
+}

@@ -1,0 +1,151 @@
+//! Bring the cluster to the rendered children: server-side apply what is missing or
+//! different, delete what is no longer rendered. A child is "unchanged" when it carries the
+//! hash of what we would apply and no other field manager has written it since our last
+//! apply; unchanged children cost one list per kind and no write.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use sha2::{Digest, Sha256};
+
+use crate::render::meta::{self, MANAGER};
+use crate::render::{Child, Kind};
+
+/// Annotation holding the hash of the last applied desired state of a child.
+pub const ANNOTATION_APPLIED_HASH: &str = "e6data.io/applied-hash";
+
+fn api(client: &Client, kind: Kind, namespace: &str) -> Api<DynamicObject> {
+    let ar = kind.api_resource();
+    if kind.namespaced() { Api::namespaced_with(client.clone(), namespace, &ar) } else { Api::all_with(client.clone(), &ar) }
+}
+
+fn selector(kind: Kind, namespace: &str, cr: &str) -> String {
+    if kind.namespaced() { meta::children_selector(cr) } else { meta::cluster_children_selector(namespace, cr) }
+}
+
+/// Hash of the desired object, stamped on it as [`ANNOTATION_APPLIED_HASH`].
+pub fn stamp_hash(child: &mut Child) -> String {
+    let json = serde_json::to_vec(&child.object).expect("object serialises");
+    let hash = hex::encode(&Sha256::digest(&json)[..16]);
+    child.object.annotations_mut().insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
+    hash
+}
+
+/// True when another manager changed the object (outside status) after our last apply.
+fn drifted(live: &DynamicObject) -> bool {
+    let fields = live.metadata.managed_fields.as_deref().unwrap_or_default();
+    let ours = fields
+        .iter()
+        .filter(|f| f.manager.as_deref() == Some(MANAGER) && f.subresource.as_deref().unwrap_or("").is_empty())
+        .filter_map(|f| f.time.as_ref().map(|t| t.0))
+        .max();
+    let Some(ours) = ours else { return true };
+    fields.iter().any(|f| {
+        f.manager.as_deref() != Some(MANAGER)
+            && f.subresource.as_deref().unwrap_or("").is_empty()
+            && f.time.as_ref().is_some_and(|t| t.0 > ours)
+    })
+}
+
+/// Outcome of a sync.
+#[derive(Debug, Default)]
+pub struct Synced {
+    /// Live objects after the sync, by kind and name (applied ones as returned by the apply).
+    pub live: BTreeMap<(Kind, String), DynamicObject>,
+    pub applied: usize,
+    pub deleted: usize,
+}
+
+/// An apply the apiserver refused; nothing of the change was persisted.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} {name}: {source}")]
+pub struct Rejected {
+    pub kind: &'static str,
+    pub name: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("rejected by the apiserver: {0}")]
+    Rejected(#[from] Rejected),
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+}
+
+/// Apply `children` (hash-stamped here) for CR `cr` in `namespace`, then delete stale ones.
+/// Every changed child is first applied as a server-side dry run, so a child the apiserver
+/// would reject leaves everything that was running untouched.
+pub async fn sync(client: &Client, namespace: &str, cr: &str, mut children: Vec<Child>) -> Result<Synced, SyncError> {
+    let mut live: BTreeMap<(Kind, String), DynamicObject> = BTreeMap::new();
+    for kind in Kind::ALL {
+        let lp = ListParams::default().labels(&selector(kind, namespace, cr));
+        for obj in api(client, kind, namespace).list(&lp).await? {
+            live.insert((kind, obj.name_any()), obj);
+        }
+    }
+
+    let mut changed = Vec::new();
+    for child in children.iter_mut() {
+        let hash = stamp_hash(child);
+        let key = (child.kind, child.name().to_string());
+        let current = live.get(&key);
+        let same = current.is_some_and(|l| l.annotations().get(ANNOTATION_APPLIED_HASH) == Some(&hash) && !drifted(l));
+        if !same {
+            changed.push(child.clone());
+        }
+    }
+
+    let pp = PatchParams::apply(MANAGER).force();
+    if !changed.is_empty() {
+        let dry = PatchParams { dry_run: true, ..pp.clone() };
+        for child in &changed {
+            api(client, child.kind, namespace)
+                .patch(child.name(), &dry, &Patch::Apply(&child.object))
+                .await
+                .map_err(|source| Rejected { kind: child.kind.name(), name: child.name().into(), source })?;
+        }
+    }
+    let mut out = Synced::default();
+    for child in &changed {
+        let obj = api(client, child.kind, namespace)
+            .patch(child.name(), &pp, &Patch::Apply(&child.object))
+            .await
+            .map_err(|source| Rejected { kind: child.kind.name(), name: child.name().into(), source })?;
+        out.applied += 1;
+        live.insert((child.kind, child.name().to_string()), obj);
+    }
+
+    let wanted: BTreeSet<(Kind, String)> = children.iter().map(|c| (c.kind, c.name().to_string())).collect();
+    let stale: Vec<(Kind, String)> = live.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
+    for (kind, name) in stale {
+        let dp = DeleteParams::background();
+        match api(client, kind, namespace).delete(&name, &dp).await {
+            Ok(_) => out.deleted += 1,
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(e) => return Err(e.into()),
+        }
+        live.remove(&(kind, name));
+    }
+    out.live = live;
+    Ok(out)
+}
+
+/// Delete the cluster-scoped children of a CR (namespaced ones go with it through owner
+/// references). Used by the finalizer.
+pub async fn delete_cluster_children(client: &Client, namespace: &str, cr: &str) -> kube::Result<()> {
+    for kind in Kind::ALL.into_iter().filter(|k| !k.namespaced()) {
+        let a = api(client, kind, namespace);
+        let lp = ListParams::default().labels(&selector(kind, namespace, cr));
+        for obj in a.list_metadata(&lp).await? {
+            match a.delete(&obj.name_any(), &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}

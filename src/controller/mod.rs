@@ -1,0 +1,244 @@
+//! The controller: the only module that talks to the cluster. Reconcile = fetch (the
+//! watched CR) → [`crate::model::build`] → [`crate::render::render`] → [`apply::sync`] →
+//! status (written only when it changed) → Events on phase changes.
+
+pub mod apply;
+pub mod client;
+pub mod cloud;
+pub mod status;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::api::{Cloud, MonitoringServices, MonitoringServicesStatus, Phase, condition};
+use crate::model;
+use crate::render::meta::{self, Component, MANAGER};
+use crate::render::{self, Kind};
+
+/// Finalizer that removes the cluster-scoped children (they cannot be owned by a namespaced CR).
+pub const FINALIZER: &str = "e6data.io/cluster-resources";
+
+/// Shared state of the controller.
+pub struct Context {
+    pub client: Client,
+    recorder: Recorder,
+    /// Cloud detected from Nodes; detected once per process (a cluster does not change cloud).
+    cloud: Mutex<Option<Cloud>>,
+}
+
+impl Context {
+    pub fn new(client: Client) -> Arc<Context> {
+        let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+        Arc::new(Context { recorder: Recorder::new(client.clone(), reporter), client, cloud: Mutex::new(None) })
+    }
+
+    async fn cloud(&self, spec: Option<Cloud>) -> Option<Cloud> {
+        if spec.is_some() {
+            return spec;
+        }
+        let mut cached = self.cloud.lock().await;
+        if cached.is_none() {
+            match cloud::detect(&Api::<Node>::all(self.client.clone())).await {
+                Ok(found) => *cached = found,
+                Err(e) => warn!(error = %e, "cloud detection failed"),
+            }
+        }
+        *cached
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    #[error("finalizer: {0}")]
+    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+/// Run the controller until SIGTERM/SIGINT. `namespace` limits it to one namespace.
+pub async fn run(client: Client, namespace: Option<String>) {
+    let ctx = Context::new(client.clone());
+    let ns = namespace.as_deref();
+    fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        K::DynamicType: Default,
+    {
+        match ns {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let children = watcher::Config::default().labels(&format!("{}={}", meta::LABEL_MANAGED_BY, MANAGER));
+    // Cluster-scoped children carry the owner as labels, not an ownerReference.
+    let to_owner = |obj: &dyn ResourceExtLabels| {
+        let l = obj.labels_ref();
+        Some(ObjectRef::<MonitoringServices>::new(l.get(meta::LABEL_OWNER_NAME)?).within(l.get(meta::LABEL_OWNER_NAMESPACE)?))
+    };
+    Controller::new(scoped::<MonitoringServices>(&client, ns), watcher::Config::default())
+        .owns(scoped::<DaemonSet>(&client, ns), children.clone())
+        .owns(scoped::<ConfigMap>(&client, ns), children.clone())
+        .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
+        .owns(scoped::<Role>(&client, ns), children.clone())
+        .owns(scoped::<RoleBinding>(&client, ns), children.clone())
+        .watches(Api::<ClusterRole>::all(client.clone()), children.clone(), move |o: ClusterRole| to_owner(&o))
+        .watches(Api::<ClusterRoleBinding>::all(client.clone()), children, move |o: ClusterRoleBinding| to_owner(&o))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
+}
+
+/// Access to labels of any watched child (object-safe helper for the mapper above).
+trait ResourceExtLabels {
+    fn labels_ref(&self) -> &std::collections::BTreeMap<String, String>;
+}
+impl<K: Resource> ResourceExtLabels for K {
+    fn labels_ref(&self) -> &std::collections::BTreeMap<String, String> {
+        self.labels()
+    }
+}
+
+fn error_policy(_ms: Arc<MonitoringServices>, err: &Error, _ctx: Arc<Context>) -> Action {
+    warn!(error = %err, "reconcile error, retrying");
+    Action::requeue(Duration::from_secs(10))
+}
+
+/// One reconcile of one CR.
+pub async fn reconcile(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = ms.namespace().unwrap_or_default();
+    let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ns);
+    finalizer(&api, FINALIZER, ms, |event| async {
+        match event {
+            Finalizer::Apply(ms) => apply(ms, ctx.clone()).await,
+            Finalizer::Cleanup(ms) => {
+                apply::delete_cluster_children(&ctx.client, &ns, &ms.name_any()).await?;
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)))
+}
+
+async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let name = ms.name_any();
+    let ns = ms.namespace().unwrap_or_default();
+    let generation = ms.metadata.generation;
+    let old = ms.status.as_ref();
+
+    let model = match model::build(&ms) {
+        Ok(m) => m,
+        Err(e) => {
+            let st = status::failed(old, generation, "InvalidSpec", &e.to_string(), false);
+            write_status(&ctx, &ms, st).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let cloud = ctx.cloud(model.cloud).await;
+    let owner = ms.controller_owner_ref(&()).expect("CR has name and uid");
+    let children = render::render(&model, Some(&owner));
+    let synced = match apply::sync(&ctx.client, &ns, &name, children).await {
+        Ok(s) => s,
+        Err(apply::SyncError::Rejected(r)) => {
+            let st = status::failed(old, generation, "ApplyRejected", &r.to_string(), true);
+            write_status(&ctx, &ms, st).await?;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+        Err(apply::SyncError::Kube(e)) => return Err(e.into()),
+    };
+    if synced.applied + synced.deleted > 0 {
+        info!(%ns, %name, applied = synced.applied, deleted = synced.deleted, "children synced");
+    }
+
+    let ds = |c: Component| -> Option<DaemonSet> {
+        let obj = synced.live.get(&(Kind::DaemonSet, c.daemonset_name(&name)))?;
+        serde_json::to_value(obj).ok().and_then(|v| serde_json::from_value(v).ok())
+    };
+    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut conditions = Vec::new();
+    let logs = model.logs.as_ref().map(|_| status::component(Component::Logs, ds(Component::Logs).as_ref()));
+    let metrics = model.metrics.as_ref().map(|_| status::component(Component::Metrics, ds(Component::Metrics).as_ref()));
+    let enabled: Vec<_> = logs.iter().chain(metrics.iter()).collect();
+    let phase = status::phase(&enabled, old.and_then(|s| s.phase));
+    let mut message = match (phase, enabled.is_empty()) {
+        (Phase::Running, true) => "No collector enabled".to_string(),
+        (Phase::Running, false) => "All collectors ready".to_string(),
+        _ => enabled.iter().filter(|c| !c.ready).filter_map(|c| c.message.clone()).collect::<Vec<_>>().join("; "),
+    };
+    if !model.warnings.is_empty() {
+        message = format!("{message}. Warning: {}", model.warnings.join("; "));
+    }
+    conditions.push(status::condition(old_conditions, condition::READY, phase == Phase::Running, phase.as_str(), &message, generation));
+    conditions.push(status::condition(old_conditions, condition::SPEC_VALID, true, "Valid", "The spec is valid", generation));
+    for (c, t) in [(&logs, condition::LOGS_READY), (&metrics, condition::METRICS_READY)] {
+        if let Some(c) = c {
+            let reason = if c.ready { "AllNodesReady" } else { "NotAllNodesReady" };
+            conditions.push(status::condition(old_conditions, t, c.ready, reason, c.message.as_deref().unwrap_or(""), generation));
+        }
+    }
+    let st = MonitoringServicesStatus {
+        phase: Some(phase),
+        message: Some(message),
+        ready: phase == Phase::Running,
+        cloud: cloud.map(|c| c.as_str().to_string()),
+        observed_generation: generation,
+        vector_logs_status: logs,
+        vector_metrics_status: metrics,
+        greptimedb_status: old.and_then(|s| s.greptimedb_status.clone()),
+        conditions,
+    };
+    write_status(&ctx, &ms, st).await?;
+    // Watches on every child drive reconciles; the periodic requeue only repairs drift that
+    // produced no watch event.
+    Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// Write `st` if it differs from the stored status; publish an Event when the phase changes.
+async fn write_status(ctx: &Context, ms: &MonitoringServices, st: MonitoringServicesStatus) -> Result<(), Error> {
+    let old = ms.status.as_ref();
+    if status::same(old, &st) {
+        return Ok(());
+    }
+    let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
+    let patch = serde_json::json!({
+        "apiVersion": MonitoringServices::api_version(&()),
+        "kind": MonitoringServices::kind(&()),
+        "status": st,
+    });
+    api.patch_status(&ms.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let old_phase = old.and_then(|s| s.phase);
+    if old_phase != st.phase {
+        let phase = st.phase.unwrap_or_default();
+        let type_ = if matches!(phase, Phase::Degraded | Phase::Failed) { EventType::Warning } else { EventType::Normal };
+        let ev = Event {
+            type_,
+            reason: phase.as_str().into(),
+            note: st.message.clone().map(|m| m.chars().take(1000).collect()),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        if let Err(e) = ctx.recorder.publish(&ev, &ms.object_ref(&())).await {
+            warn!(error = %e, "could not publish event");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! Compute `status` from what was applied and what the DaemonSets report. Pure functions; the
+//! controller writes the result only when it differs from what is stored.
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::{ComponentStatus, MonitoringServicesStatus, Phase, condition};
+use crate::render::meta::Component;
+
+/// Status of one collector from its DaemonSet (None: not found yet).
+pub fn component(c: Component, ds: Option<&DaemonSet>) -> ComponentStatus {
+    let Some(ds) = ds else {
+        return ComponentStatus { message: Some("DaemonSet not created yet".into()), ..Default::default() };
+    };
+    let generation = ds.metadata.generation.unwrap_or(0);
+    let st = ds.status.clone().unwrap_or_default();
+    let desired = st.desired_number_scheduled;
+    let ready = st.number_ready;
+    let updated = st.updated_number_scheduled.unwrap_or(0);
+    let observed = st.observed_generation.unwrap_or(0) >= generation;
+    let verb = match c {
+        Component::Logs => "collecting logs",
+        Component::Metrics => "scraping metrics",
+    };
+    let (ok, message) = if !observed {
+        (false, "DaemonSet rollout not observed yet".to_string())
+    } else if desired == 0 {
+        (false, "No node is eligible to run the collector (check nodeSelector, affinity and tolerations)".to_string())
+    } else if ready == desired && updated == desired {
+        (true, format!("All nodes {verb}"))
+    } else if updated < desired {
+        (false, format!("{ready}/{desired} nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"))
+    } else {
+        (false, format!("{ready}/{desired} nodes {verb}"))
+    };
+    ComponentStatus { ready: ok, replicas: desired, ready_replicas: ready, message: Some(message) }
+}
+
+/// Phase from the components' states; `previous` keeps a once-running CR Degraded rather
+/// than Creating when everything goes down.
+pub fn phase(components: &[&ComponentStatus], previous: Option<Phase>) -> Phase {
+    if components.iter().all(|c| c.ready) {
+        return Phase::Running;
+    }
+    let any_ready = components.iter().any(|c| c.ready_replicas > 0);
+    let was_up = matches!(previous, Some(Phase::Running | Phase::Degraded));
+    if any_ready || was_up { Phase::Degraded } else { Phase::Creating }
+}
+
+/// A condition with `lastTransitionTime` carried over from `old` when its status is unchanged.
+pub fn condition(old: &[Condition], type_: &str, ok: bool, reason: &str, message: &str, generation: Option<i64>) -> Condition {
+    let status = if ok { "True" } else { "False" };
+    let prev = old.iter().find(|c| c.type_ == type_);
+    let last_transition_time = match prev {
+        Some(p) if p.status == status => p.last_transition_time.clone(),
+        _ => Time(Timestamp::now()),
+    };
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message: message.into(),
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// Two statuses are equal for writing purposes (all fields, conditions included).
+pub fn same(a: Option<&MonitoringServicesStatus>, b: &MonitoringServicesStatus) -> bool {
+    a == Some(b)
+}
+
+/// Status of a CR whose spec or apply failed: children untouched, phase Failed.
+pub fn failed(
+    old: Option<&MonitoringServicesStatus>,
+    generation: Option<i64>,
+    reason: &str,
+    message: &str,
+    spec_valid: bool,
+) -> MonitoringServicesStatus {
+    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut st = old.cloned().unwrap_or_default();
+    st.phase = Some(Phase::Failed);
+    st.ready = false;
+    st.message = Some(message.to_string());
+    st.observed_generation = generation;
+    let spec = if spec_valid {
+        condition(old_conditions, condition::SPEC_VALID, true, "Valid", "The spec is valid", generation)
+    } else {
+        condition(old_conditions, condition::SPEC_VALID, false, reason, message, generation)
+    };
+    let mut conditions = vec![condition(old_conditions, condition::READY, false, reason, message, generation), spec];
+    // Component conditions stay as last observed: the running collectors were not touched.
+    conditions.extend(
+        old_conditions.iter().filter(|c| c.type_ == condition::LOGS_READY || c.type_ == condition::METRICS_READY).cloned(),
+    );
+    st.conditions = conditions;
+    st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::DaemonSetStatus;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn ds(desired: i32, ready: i32, updated: i32) -> DaemonSet {
+        DaemonSet {
+            metadata: ObjectMeta { generation: Some(2), ..Default::default() },
+            status: Some(DaemonSetStatus {
+                desired_number_scheduled: desired,
+                number_ready: ready,
+                updated_number_scheduled: Some(updated),
+                observed_generation: Some(2),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn component_states() {
+        let all = component(Component::Logs, Some(&ds(3, 3, 3)));
+        assert!(all.ready);
+        assert_eq!(all.message.as_deref(), Some("All nodes collecting logs"));
+        let part = component(Component::Metrics, Some(&ds(3, 1, 3)));
+        assert!(!part.ready);
+        assert_eq!((part.replicas, part.ready_replicas), (3, 1));
+        assert!(!component(Component::Logs, Some(&ds(0, 0, 0))).ready);
+        assert!(!component(Component::Logs, None).ready);
+    }
+
+    #[test]
+    fn phases() {
+        let ok = ComponentStatus { ready: true, replicas: 2, ready_replicas: 2, message: None };
+        let half = ComponentStatus { ready: false, replicas: 2, ready_replicas: 1, message: None };
+        let none = ComponentStatus { ready: false, replicas: 2, ready_replicas: 0, message: None };
+        assert_eq!(phase(&[&ok, &ok], None), Phase::Running);
+        assert_eq!(phase(&[&ok, &half], None), Phase::Degraded);
+        assert_eq!(phase(&[&none], None), Phase::Creating);
+        assert_eq!(phase(&[&none], Some(Phase::Running)), Phase::Degraded);
+        assert_eq!(phase(&[], None), Phase::Running);
+    }
+
+    #[test]
+    fn transition_time_kept_while_status_unchanged() {
+        let first = condition(&[], "Ready", false, "Creating", "x", Some(1));
+        let again = condition(std::slice::from_ref(&first), "Ready", false, "Creating", "y", Some(2));
+        assert_eq!(first.last_transition_time, again.last_transition_time);
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let flipped = condition(&[again.clone()], "Ready", true, "Running", "z", Some(2));
+        assert!(flipped.last_transition_time.0 > again.last_transition_time.0);
+    }
+}

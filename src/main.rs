@@ -1,0 +1,92 @@
+//! `monitoring-operator` CLI: `run` (the controller), `crd` (print the CRD), `render -f`
+//! (print the children a CR would get, with no cluster).
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use monitoring_operator::api::{self, MonitoringServices};
+use monitoring_operator::{controller, model, render};
+
+#[derive(Parser)]
+#[command(name = "monitoring-operator", version, about = "Runs Vector log and metrics collection for MonitoringServices (e6data.io/v1alpha2)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the controller against the cluster of the current kubeconfig / in-cluster config.
+    Run {
+        /// Watch only this namespace (default: all namespaces).
+        #[arg(long, env = "WATCH_NAMESPACE")]
+        namespace: Option<String>,
+        /// Log format.
+        #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+        log_format: String,
+    },
+    /// Print the CustomResourceDefinition YAML.
+    Crd,
+    /// Print every child object the operator would apply for a MonitoringServices manifest
+    /// (a GitOps dry run; no cluster needed). Other documents in the file are skipped.
+    Render {
+        /// Manifest file (YAML, may hold several documents); `-` reads standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: PathBuf,
+        /// Namespace for a manifest without metadata.namespace.
+        #[arg(short, long, default_value = "default")]
+        namespace: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Crd => print!("{}", api::crd_yaml()),
+        Command::Render { file, namespace } => print!("{}", render_file(&file, &namespace)?),
+        Command::Run { namespace, log_format } => {
+            init_logging(&log_format);
+            let client = kube::Client::try_default().await.context("no Kubernetes configuration found")?;
+            tracing::info!(namespace = namespace.as_deref().unwrap_or("<all>"), "starting controller");
+            controller::run(client, namespace).await;
+        }
+    }
+    Ok(())
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::{EnvFilter, fmt};
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    if format == "json" {
+        fmt().json().with_env_filter(filter).init();
+    } else {
+        fmt().with_env_filter(filter).init();
+    }
+}
+
+fn render_file(file: &PathBuf, default_ns: &str) -> anyhow::Result<String> {
+    let text = if file.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin())?
+    } else {
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+    };
+    let mut out = String::new();
+    let mut found = 0;
+    for doc in serde_norway::Deserializer::from_str(&text) {
+        let value: serde_json::Value = serde::Deserialize::deserialize(doc)?;
+        if value.get("kind").and_then(|k| k.as_str()) != Some("MonitoringServices") {
+            continue;
+        }
+        found += 1;
+        let mut ms: MonitoringServices = serde_json::from_value(value).context("parsing MonitoringServices")?;
+        if ms.metadata.namespace.is_none() {
+            ms.metadata.namespace = Some(default_ns.to_string());
+        }
+        let m = model::build(&ms).map_err(|e| anyhow::anyhow!("invalid MonitoringServices: {e}"))?;
+        out.push_str(&render::to_yaml(&render::render(&m, None)));
+    }
+    anyhow::ensure!(found > 0, "no MonitoringServices document in {}", file.display());
+    Ok(out)
+}

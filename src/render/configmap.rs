@@ -1,0 +1,21 @@
+//! ConfigMaps `{name}-vector-logs-config` / `{name}-vector-metrics-config` holding `vector.yaml`.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+
+use super::meta::{self, Component};
+use crate::model::Model;
+use crate::vector::Config;
+
+/// Key of the Vector config file in the ConfigMap.
+pub const CONFIG_KEY: &str = "vector.yaml";
+
+pub fn render(m: &Model, owner: Option<&OwnerReference>, c: Component, cfg: &Config) -> ConfigMap {
+    ConfigMap {
+        metadata: meta::namespaced(m, owner, c.configmap_name(&m.name), c.app_name()),
+        data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), cfg.to_yaml())])),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,93 @@
+//! The logs collector's Vector configuration: container logs → workspace/tenant stamp → S3.
+//!
+//! Cluster scope uses Vector's `kubernetes_logs` source, with namespace and pod-label
+//! filters passed to the apiserver as selectors (excluded pods are never tailed).
+//! Namespace scope (`useClusterRole: false`) has no cluster-wide read access, which
+//! `kubernetes_logs` requires, so it reads this namespace's pod log files by path
+//! (`/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`) and derives the pod fields
+//! from the path.
+
+use super::vrl::stamp_identity;
+use super::*;
+use crate::model::{Collector, Model, Scope};
+
+/// Component IDs (stable: they name checkpoint and buffer directories on the node).
+pub const SOURCE: &str = "pod_logs";
+pub const ENRICH: &str = "enrich";
+pub const S3_SINK: &str = "s3_archive";
+
+pub fn config(m: &Model, logs: &Collector) -> Config {
+    let mut cfg = base_config();
+    let enrich = match m.scope {
+        Scope::Cluster => {
+            cfg.sources.insert(SOURCE.into(), Source::KubernetesLogs(kubernetes_logs(logs)));
+            stamp_identity(&m.workspace, &m.tenant)
+        }
+        Scope::Namespace => {
+            cfg.sources.insert(SOURCE.into(), Source::File(namespace_files(m)));
+            format!("{}{}", PARSE_POD_LOG_FILE, stamp_identity(&m.workspace, &m.tenant))
+        }
+    };
+    cfg.transforms.insert(
+        ENRICH.into(),
+        Transform::Remap(Remap { inputs: vec![SOURCE.into()], source: enrich, drop_on_error: false }),
+    );
+    let prefix = key_prefix(&logs.archive, "namespace={{ kubernetes.pod_namespace }}/");
+    cfg.sinks.insert(S3_SINK.into(), s3_sink(vec![ENRICH.into()], &logs.archive, prefix));
+    self_observability(&mut cfg);
+    cfg
+}
+
+fn kubernetes_logs(logs: &Collector) -> KubernetesLogs {
+    let sel = &logs.selection;
+    let mut labels: Vec<String> = sel.include_pod_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.extend(sel.exclude_pod_labels.iter().map(|(k, v)| format!("{k}!={v}")));
+    let mut namespaces = Vec::new();
+    if !sel.include_namespaces.is_empty() {
+        namespaces.push(format!("kubernetes.io/metadata.name in ({})", sel.include_namespaces.join(",")));
+    }
+    if !sel.exclude_namespaces.is_empty() {
+        namespaces.push(format!("kubernetes.io/metadata.name notin ({})", sel.exclude_namespaces.join(",")));
+    }
+    KubernetesLogs {
+        extra_label_selector: labels.join(","),
+        extra_namespace_label_selector: namespaces.join(","),
+        extra_field_selector: String::new(),
+        // List from the apiserver watch cache: far less etcd load with many nodes.
+        use_apiserver_cache: true,
+        glob_minimum_cooldown_ms: 15_000,
+    }
+}
+
+fn namespace_files(m: &Model) -> FileSource {
+    FileSource {
+        include: vec![format!("/var/log/pods/{}_*/*/*.log", m.namespace)],
+        // The collectors' own pods live in this namespace too.
+        exclude: vec![format!("/var/log/pods/{}_{}-vector-*/**", m.namespace, m.name)],
+        read_from: "beginning".into(),
+        glob_minimum_cooldown_ms: 15_000,
+    }
+}
+
+/// Parses the pod log path and the CRI (or Docker JSON) line format into the same field
+/// layout `kubernetes_logs` produces.
+const PARSE_POD_LOG_FILE: &str = r#"path = parse_regex(string(.file) ?? "", r'^/var/log/pods/(?P<namespace>[^_]+)_(?P<pod>[^_]+)_(?P<uid>[^/]+)/(?P<container>[^/]+)/') ?? {}
+.kubernetes.pod_namespace = path.namespace
+.kubernetes.pod_name = path.pod
+.kubernetes.pod_uid = path.uid
+.kubernetes.container_name = path.container
+line = string(.message) ?? ""
+cri, cri_err = parse_regex(line, r'^(?P<time>\S+) (?P<stream>stdout|stderr) (?P<tag>[FP]) (?P<msg>.*)$')
+if cri_err == null {
+  .message = cri.msg
+  .stream = cri.stream
+  ts, ts_err = parse_timestamp(string(cri.time) ?? "", "%+")
+  if ts_err == null { .timestamp = ts }
+} else {
+  docker, docker_err = parse_json(line)
+  if docker_err == null && is_object(docker) {
+    .message = docker.log
+    .stream = docker.stream
+  }
+}
+"#;
