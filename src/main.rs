@@ -9,7 +9,11 @@ use monitoring_operator::api::{self, MonitoringServices};
 use monitoring_operator::{controller, model, render};
 
 #[derive(Parser)]
-#[command(name = "monitoring-operator", version, about = "Runs Vector log and metrics collection for MonitoringServices (e6data.io/v1alpha2)")]
+#[command(
+    name = "monitoring-operator",
+    version,
+    about = "Runs Vector log and metrics collection for MonitoringServices (e6data.io/v1alpha2)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,10 +50,18 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => print!("{}", api::crd_yaml()),
         Command::Render { file, namespace } => print!("{}", render_file(&file, &namespace)?),
-        Command::Run { namespace, log_format } => {
+        Command::Run {
+            namespace,
+            log_format,
+        } => {
             init_logging(&log_format);
-            let client = kube::Client::try_default().await.context("no Kubernetes configuration found")?;
-            tracing::info!(namespace = namespace.as_deref().unwrap_or("<all>"), "starting controller");
+            let client = kube::Client::try_default()
+                .await
+                .context("no Kubernetes configuration found")?;
+            tracing::info!(
+                namespace = namespace.as_deref().unwrap_or("<all>"),
+                "starting controller"
+            );
             controller::run(client, namespace).await;
         }
     }
@@ -58,7 +70,8 @@ async fn main() -> anyhow::Result<()> {
 
 fn init_logging(format: &str) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
     if format == "json" {
         fmt().json().with_env_filter(filter).init();
     } else {
@@ -80,13 +93,19 @@ fn render_file(file: &PathBuf, default_ns: &str) -> anyhow::Result<String> {
             continue;
         }
         found += 1;
-        let mut ms: MonitoringServices = serde_json::from_value(value).context("parsing MonitoringServices")?;
+        let mut ms: MonitoringServices =
+            serde_json::from_value(value).context("parsing MonitoringServices")?;
         if ms.metadata.namespace.is_none() {
             ms.metadata.namespace = Some(default_ns.to_string());
         }
-        let m = model::build(&ms).map_err(|e| anyhow::anyhow!("invalid MonitoringServices: {e}"))?;
+        let m =
+            model::build(&ms).map_err(|e| anyhow::anyhow!("invalid MonitoringServices: {e}"))?;
         out.push_str(&render::to_yaml(&render::render(&m, None)));
     }
-    anyhow::ensure!(found > 0, "no MonitoringServices document in {}", file.display());
+    anyhow::ensure!(
+        found > 0,
+        "no MonitoringServices document in {}",
+        file.display()
+    );
     Ok(out)
 }

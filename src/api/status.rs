@@ -30,7 +30,13 @@ impl Phase {
             Phase::Failed => "Failed",
         }
     }
-    pub const ALL: [Phase; 5] = [Phase::Pending, Phase::Creating, Phase::Running, Phase::Degraded, Phase::Failed];
+    pub const ALL: [Phase; 5] = [
+        Phase::Pending,
+        Phase::Creating,
+        Phase::Running,
+        Phase::Degraded,
+        Phase::Failed,
+    ];
 }
 
 /// Observed state of MonitoringServices.

@@ -21,10 +21,18 @@ pub fn from_provider_id(id: &str) -> Option<Cloud> {
 pub async fn detect(nodes: &Api<Node>) -> kube::Result<Option<Cloud>> {
     let list = nodes.list_metadata(&ListParams::default().limit(1)).await;
     // list_metadata keeps the request small, but providerID is in spec: fetch that one Node.
-    let Some(first) = list?.items.into_iter().next() else { return Ok(None) };
-    let Some(name) = first.metadata.name else { return Ok(None) };
+    let Some(first) = list?.items.into_iter().next() else {
+        return Ok(None);
+    };
+    let Some(name) = first.metadata.name else {
+        return Ok(None);
+    };
     let node = nodes.get(&name).await?;
-    Ok(node.spec.and_then(|s| s.provider_id).as_deref().and_then(from_provider_id))
+    Ok(node
+        .spec
+        .and_then(|s| s.provider_id)
+        .as_deref()
+        .and_then(from_provider_id))
 }
 
 #[cfg(test)]
@@ -33,10 +41,22 @@ mod tests {
 
     #[test]
     fn provider_ids() {
-        assert_eq!(from_provider_id("aws:///us-east-1a/i-0abc"), Some(Cloud::Aws));
-        assert_eq!(from_provider_id("gce://proj/us-central1-a/node-1"), Some(Cloud::Gcp));
-        assert_eq!(from_provider_id("azure:///subscriptions/x/resourceGroups/y"), Some(Cloud::Azure));
-        assert_eq!(from_provider_id("kind://docker/kind/kind-control-plane"), None);
+        assert_eq!(
+            from_provider_id("aws:///us-east-1a/i-0abc"),
+            Some(Cloud::Aws)
+        );
+        assert_eq!(
+            from_provider_id("gce://proj/us-central1-a/node-1"),
+            Some(Cloud::Gcp)
+        );
+        assert_eq!(
+            from_provider_id("azure:///subscriptions/x/resourceGroups/y"),
+            Some(Cloud::Azure)
+        );
+        assert_eq!(
+            from_provider_id("kind://docker/kind/kind-control-plane"),
+            None
+        );
         assert_eq!(from_provider_id(""), None);
     }
 }

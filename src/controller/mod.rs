@@ -42,8 +42,15 @@ pub struct Context {
 
 impl Context {
     pub fn new(client: Client) -> Arc<Context> {
-        let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
-        Arc::new(Context { recorder: Recorder::new(client.clone(), reporter), client, cloud: Mutex::new(None) })
+        let reporter = Reporter {
+            controller: MANAGER.into(),
+            instance: std::env::var("POD_NAME").ok(),
+        };
+        Arc::new(Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            cloud: Mutex::new(None),
+        })
     }
 
     async fn cloud(&self, spec: Option<Cloud>) -> Option<Cloud> {
@@ -83,28 +90,43 @@ pub async fn run(client: Client, namespace: Option<String>) {
             None => Api::all(client.clone()),
         }
     }
-    let children = watcher::Config::default().labels(&format!("{}={}", meta::LABEL_MANAGED_BY, MANAGER));
+    let children =
+        watcher::Config::default().labels(&format!("{}={}", meta::LABEL_MANAGED_BY, MANAGER));
     // Cluster-scoped children carry the owner as labels, not an ownerReference.
     let to_owner = |obj: &dyn ResourceExtLabels| {
         let l = obj.labels_ref();
-        Some(ObjectRef::<MonitoringServices>::new(l.get(meta::LABEL_OWNER_NAME)?).within(l.get(meta::LABEL_OWNER_NAMESPACE)?))
+        Some(
+            ObjectRef::<MonitoringServices>::new(l.get(meta::LABEL_OWNER_NAME)?)
+                .within(l.get(meta::LABEL_OWNER_NAMESPACE)?),
+        )
     };
-    Controller::new(scoped::<MonitoringServices>(&client, ns), watcher::Config::default())
-        .owns(scoped::<DaemonSet>(&client, ns), children.clone())
-        .owns(scoped::<ConfigMap>(&client, ns), children.clone())
-        .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
-        .owns(scoped::<Role>(&client, ns), children.clone())
-        .owns(scoped::<RoleBinding>(&client, ns), children.clone())
-        .watches(Api::<ClusterRole>::all(client.clone()), children.clone(), move |o: ClusterRole| to_owner(&o))
-        .watches(Api::<ClusterRoleBinding>::all(client.clone()), children, move |o: ClusterRoleBinding| to_owner(&o))
-        .shutdown_on_signal()
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "reconcile failed");
-            }
-        })
-        .await;
+    Controller::new(
+        scoped::<MonitoringServices>(&client, ns),
+        watcher::Config::default(),
+    )
+    .owns(scoped::<DaemonSet>(&client, ns), children.clone())
+    .owns(scoped::<ConfigMap>(&client, ns), children.clone())
+    .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
+    .owns(scoped::<Role>(&client, ns), children.clone())
+    .owns(scoped::<RoleBinding>(&client, ns), children.clone())
+    .watches(
+        Api::<ClusterRole>::all(client.clone()),
+        children.clone(),
+        move |o: ClusterRole| to_owner(&o),
+    )
+    .watches(
+        Api::<ClusterRoleBinding>::all(client.clone()),
+        children,
+        move |o: ClusterRoleBinding| to_owner(&o),
+    )
+    .shutdown_on_signal()
+    .run(reconcile, error_policy, ctx)
+    .for_each(|res| async move {
+        if let Err(e) = res {
+            warn!(error = %e, "reconcile failed");
+        }
+    })
+    .await;
 }
 
 /// Access to labels of any watched child (object-safe helper for the mapper above).
@@ -170,29 +192,76 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
     }
 
     let ds = |c: Component| -> Option<DaemonSet> {
-        let obj = synced.live.get(&(Kind::DaemonSet, c.daemonset_name(&name)))?;
-        serde_json::to_value(obj).ok().and_then(|v| serde_json::from_value(v).ok())
+        let obj = synced
+            .live
+            .get(&(Kind::DaemonSet, c.daemonset_name(&name)))?;
+        serde_json::to_value(obj)
+            .ok()
+            .and_then(|v| serde_json::from_value(v).ok())
     };
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut conditions = Vec::new();
-    let logs = model.logs.as_ref().map(|_| status::component(Component::Logs, ds(Component::Logs).as_ref()));
-    let metrics = model.metrics.as_ref().map(|_| status::component(Component::Metrics, ds(Component::Metrics).as_ref()));
+    let logs = model
+        .logs
+        .as_ref()
+        .map(|_| status::component(Component::Logs, ds(Component::Logs).as_ref()));
+    let metrics = model
+        .metrics
+        .as_ref()
+        .map(|_| status::component(Component::Metrics, ds(Component::Metrics).as_ref()));
     let enabled: Vec<_> = logs.iter().chain(metrics.iter()).collect();
+    let named = [("logs", &logs), ("metrics", &metrics)];
     let phase = status::phase(&enabled, old.and_then(|s| s.phase));
     let mut message = match (phase, enabled.is_empty()) {
         (Phase::Running, true) => "No collector enabled".to_string(),
         (Phase::Running, false) => "All collectors ready".to_string(),
-        _ => enabled.iter().filter(|c| !c.ready).filter_map(|c| c.message.clone()).collect::<Vec<_>>().join("; "),
+        _ => named
+            .iter()
+            .filter_map(|(n, c)| {
+                c.as_ref()
+                    .filter(|c| !c.ready)
+                    .map(|c| format!("{n}: {}", c.message.as_deref().unwrap_or("")))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
     };
     if !model.warnings.is_empty() {
         message = format!("{message}. Warning: {}", model.warnings.join("; "));
     }
-    conditions.push(status::condition(old_conditions, condition::READY, phase == Phase::Running, phase.as_str(), &message, generation));
-    conditions.push(status::condition(old_conditions, condition::SPEC_VALID, true, "Valid", "The spec is valid", generation));
-    for (c, t) in [(&logs, condition::LOGS_READY), (&metrics, condition::METRICS_READY)] {
+    conditions.push(status::condition(
+        old_conditions,
+        condition::READY,
+        phase == Phase::Running,
+        phase.as_str(),
+        &message,
+        generation,
+    ));
+    conditions.push(status::condition(
+        old_conditions,
+        condition::SPEC_VALID,
+        true,
+        "Valid",
+        "The spec is valid",
+        generation,
+    ));
+    for (c, t) in [
+        (&logs, condition::LOGS_READY),
+        (&metrics, condition::METRICS_READY),
+    ] {
         if let Some(c) = c {
-            let reason = if c.ready { "AllNodesReady" } else { "NotAllNodesReady" };
-            conditions.push(status::condition(old_conditions, t, c.ready, reason, c.message.as_deref().unwrap_or(""), generation));
+            let reason = if c.ready {
+                "AllNodesReady"
+            } else {
+                "NotAllNodesReady"
+            };
+            conditions.push(status::condition(
+                old_conditions,
+                t,
+                c.ready,
+                reason,
+                c.message.as_deref().unwrap_or(""),
+                generation,
+            ));
         }
     }
     let st = MonitoringServicesStatus {
@@ -213,22 +282,36 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
 }
 
 /// Write `st` if it differs from the stored status; publish an Event when the phase changes.
-async fn write_status(ctx: &Context, ms: &MonitoringServices, st: MonitoringServicesStatus) -> Result<(), Error> {
+async fn write_status(
+    ctx: &Context,
+    ms: &MonitoringServices,
+    st: MonitoringServicesStatus,
+) -> Result<(), Error> {
     let old = ms.status.as_ref();
     if status::same(old, &st) {
         return Ok(());
     }
-    let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
+    let api: Api<MonitoringServices> =
+        Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": MonitoringServices::api_version(&()),
         "kind": MonitoringServices::kind(&()),
         "status": st,
     });
-    api.patch_status(&ms.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    api.patch_status(
+        &ms.name_any(),
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
     let old_phase = old.and_then(|s| s.phase);
     if old_phase != st.phase {
         let phase = st.phase.unwrap_or_default();
-        let type_ = if matches!(phase, Phase::Degraded | Phase::Failed) { EventType::Warning } else { EventType::Normal };
+        let type_ = if matches!(phase, Phase::Degraded | Phase::Failed) {
+            EventType::Warning
+        } else {
+            EventType::Normal
+        };
         let ev = Event {
             type_,
             reason: phase.as_str().into(),

@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
-    LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Volume,
-    VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
+    HostPathVolumeSource, LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
@@ -23,7 +23,12 @@ const CONFIG_DIR: &str = "/etc/vector";
 /// Host directory holding this collector's checkpoints and disk buffers: distinct per CR and
 /// per component, so two collectors on one node never share checkpoint files or buffer locks.
 pub fn host_data_dir(m: &Model, c: Component) -> String {
-    format!("/var/lib/vector/monitoringservices/{}/{}/{}", m.namespace, m.name, c.short())
+    format!(
+        "/var/lib/vector/monitoringservices/{}/{}/{}",
+        m.namespace,
+        m.name,
+        c.short()
+    )
 }
 
 pub fn config_hash(cfg: &Config) -> String {
@@ -34,7 +39,10 @@ fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+            field_ref: Some(ObjectFieldSelector {
+                field_path: path.into(),
+                ..Default::default()
+            }),
             ..Default::default()
         }),
         ..Default::default()
@@ -44,13 +52,21 @@ fn field_env(name: &str, path: &str) -> EnvVar {
 fn host_path(name: &str, path: &str, kind: Option<&str>) -> Volume {
     Volume {
         name: name.into(),
-        host_path: Some(HostPathVolumeSource { path: path.into(), type_: kind.map(str::to_string) }),
+        host_path: Some(HostPathVolumeSource {
+            path: path.into(),
+            type_: kind.map(str::to_string),
+        }),
         ..Default::default()
     }
 }
 
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(read_only), ..Default::default() }
+    VolumeMount {
+        name: name.into(),
+        mount_path: path.into(),
+        read_only: Some(read_only),
+        ..Default::default()
+    }
 }
 
 fn resources(c: &Collector) -> ResourceRequirements {
@@ -63,13 +79,29 @@ fn resources(c: &Collector) -> ResourceRequirements {
     }
     if set.is_empty() {
         // Seed section 9.1 "light" profile as a request; no limit the user did not ask for.
-        let light = BTreeMap::from([("cpu".to_string(), Quantity("100m".into())), ("memory".to_string(), Quantity("128Mi".into()))]);
-        return ResourceRequirements { requests: Some(light), ..Default::default() };
+        let light = BTreeMap::from([
+            ("cpu".to_string(), Quantity("100m".into())),
+            ("memory".to_string(), Quantity("128Mi".into())),
+        ]);
+        return ResourceRequirements {
+            requests: Some(light),
+            ..Default::default()
+        };
     }
-    ResourceRequirements { requests: Some(set.clone()), limits: Some(set), ..Default::default() }
+    ResourceRequirements {
+        requests: Some(set.clone()),
+        limits: Some(set),
+        ..Default::default()
+    }
 }
 
-pub fn render(m: &Model, owner: Option<&OwnerReference>, comp: Component, c: &Collector, cfg: &Config) -> DaemonSet {
+pub fn render(
+    m: &Model,
+    owner: Option<&OwnerReference>,
+    comp: Component,
+    c: &Collector,
+    cfg: &Config,
+) -> DaemonSet {
     let selector = BTreeMap::from([
         (meta::LABEL_INSTANCE.to_string(), m.name.clone()),
         (meta::LABEL_NAME.to_string(), comp.app_name().to_string()),
@@ -83,19 +115,29 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>, comp: Component, c: &Co
         field_env("VECTOR_SELF_NODE_NAME", "spec.nodeName"),
         field_env("VECTOR_SELF_POD_NAME", "metadata.name"),
         field_env("VECTOR_SELF_POD_NAMESPACE", "metadata.namespace"),
-        EnvVar { name: "VECTOR_LOG".into(), value: Some("info".into()), ..Default::default() },
+        EnvVar {
+            name: "VECTOR_LOG".into(),
+            value: Some("info".into()),
+            ..Default::default()
+        },
     ];
     env.extend(c.env.iter().cloned());
 
     let mut volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource { name: comp.configmap_name(&m.name), ..Default::default() }),
+            config_map: Some(ConfigMapVolumeSource {
+                name: comp.configmap_name(&m.name),
+                ..Default::default()
+            }),
             ..Default::default()
         },
         host_path("data", &host_data_dir(m, comp), Some("DirectoryOrCreate")),
     ];
-    let mut mounts = vec![mount("config", CONFIG_DIR, true), mount("data", DATA_DIR, false)];
+    let mut mounts = vec![
+        mount("config", CONFIG_DIR, true),
+        mount("data", DATA_DIR, false),
+    ];
     if comp == Component::Logs {
         volumes.push(host_path("var-log", "/var/log", None));
         mounts.push(mount("var-log", "/var/log", true));
@@ -110,14 +152,31 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>, comp: Component, c: &Co
         name: "vector".into(),
         image: Some(c.image.clone()),
         image_pull_policy: c.pull_policy.map(|p| format!("{p:?}")),
-        args: Some(vec!["--config".into(), format!("{CONFIG_DIR}/{CONFIG_KEY}")]),
+        args: Some(vec![
+            "--config".into(),
+            format!("{CONFIG_DIR}/{CONFIG_KEY}"),
+        ]),
         env: Some(env),
         ports: Some(vec![
-            ContainerPort { name: Some("api".into()), container_port: API_PORT, protocol: Some("TCP".into()), ..Default::default() },
-            ContainerPort { name: Some("metrics".into()), container_port: METRICS_PORT, protocol: Some("TCP".into()), ..Default::default() },
+            ContainerPort {
+                name: Some("api".into()),
+                container_port: API_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
+            ContainerPort {
+                name: Some("metrics".into()),
+                container_port: METRICS_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            },
         ]),
         readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction { path: Some("/health".into()), port: IntOrString::String("api".into()), ..Default::default() }),
+            http_get: Some(HTTPGetAction {
+                path: Some("/health".into()),
+                port: IntOrString::String("api".into()),
+                ..Default::default()
+            }),
             initial_delay_seconds: Some(5),
             period_seconds: Some(10),
             failure_threshold: Some(3),
@@ -129,17 +188,27 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>, comp: Component, c: &Co
     };
 
     let pull_secrets = (!m.pod.image_pull_secrets.is_empty()).then(|| {
-        m.pod.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.clone() }).collect()
+        m.pod
+            .image_pull_secrets
+            .iter()
+            .map(|s| LocalObjectReference { name: s.clone() })
+            .collect()
     });
 
     DaemonSet {
         metadata: meta::namespaced(m, owner, comp.daemonset_name(&m.name), comp.app_name()),
         spec: Some(DaemonSetSpec {
-            selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
+            selector: LabelSelector {
+                match_labels: Some(selector),
+                ..Default::default()
+            },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(meta::ANNOTATION_CONFIG_HASH.to_string(), config_hash(cfg))])),
+                    annotations: Some(BTreeMap::from([(
+                        meta::ANNOTATION_CONFIG_HASH.to_string(),
+                        config_hash(cfg),
+                    )])),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
@@ -147,7 +216,8 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>, comp: Component, c: &Co
                     containers: vec![container],
                     volumes: Some(volumes),
                     tolerations: Some(m.pod.tolerations.clone()),
-                    node_selector: (!m.pod.node_selector.is_empty()).then(|| m.pod.node_selector.clone()),
+                    node_selector: (!m.pod.node_selector.is_empty())
+                        .then(|| m.pod.node_selector.clone()),
                     affinity: m.pod.affinity.clone(),
                     image_pull_secrets: pull_secrets,
                     // Matches Vector's default graceful shutdown limit, so buffers flush.

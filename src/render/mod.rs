@@ -82,7 +82,10 @@ impl Child {
         // Typed objects omit apiVersion/kind in their serialisation; SSA needs them.
         value["apiVersion"] = T::API_VERSION.into();
         value["kind"] = T::KIND.into();
-        Child { kind, object: serde_json::from_value(value).expect("k8s object is a DynamicObject") }
+        Child {
+            kind,
+            object: serde_json::from_value(value).expect("k8s object is a DynamicObject"),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -102,13 +105,19 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
         let cfg = vector::logs::config(m, logs);
         let cm = configmap::render(m, owner, meta::Component::Logs, &cfg);
         out.push(Child::new(Kind::ConfigMap, &cm));
-        out.push(Child::new(Kind::DaemonSet, &daemonset::render(m, owner, meta::Component::Logs, logs, &cfg)));
+        out.push(Child::new(
+            Kind::DaemonSet,
+            &daemonset::render(m, owner, meta::Component::Logs, logs, &cfg),
+        ));
     }
     if let Some(metrics) = &m.metrics {
         let cfg = vector::metrics::config(m, metrics);
         let cm = configmap::render(m, owner, meta::Component::Metrics, &cfg);
         out.push(Child::new(Kind::ConfigMap, &cm));
-        out.push(Child::new(Kind::DaemonSet, &daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, &cfg)));
+        out.push(Child::new(
+            Kind::DaemonSet,
+            &daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, &cfg),
+        ));
     }
     out
 }

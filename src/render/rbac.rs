@@ -4,7 +4,9 @@
 //! RoleBinding `{name}-vector` with read access to this namespace's pods only; the logs
 //! collector then needs no API access at all (it reads log files by path).
 
-use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::api::rbac::v1::{
+    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::{Child, Kind, meta};
@@ -35,13 +37,23 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
     match m.scope {
         Scope::Namespace => {
             let name = meta::rbac_name(m);
-            let role = Role { metadata: meta::namespaced(m, owner, name.clone(), "vector"), rules: Some(read(&["pods"])) };
+            let role = Role {
+                metadata: meta::namespaced(m, owner, name.clone(), "vector"),
+                rules: Some(read(&["pods"])),
+            };
             let binding = RoleBinding {
                 metadata: meta::namespaced(m, owner, name.clone(), "vector"),
-                role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name },
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "Role".into(),
+                    name,
+                },
                 subjects: Some(subject(m)),
             };
-            vec![Child::new(Kind::Role, &role), Child::new(Kind::RoleBinding, &binding)]
+            vec![
+                Child::new(Kind::Role, &role),
+                Child::new(Kind::RoleBinding, &binding),
+            ]
         }
         Scope::Cluster => {
             let name = meta::cluster_rbac_name(m);
@@ -52,10 +64,17 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
             };
             let binding = ClusterRoleBinding {
                 metadata: meta::cluster(m, name.clone()),
-                role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "ClusterRole".into(), name },
+                role_ref: RoleRef {
+                    api_group: Some("rbac.authorization.k8s.io".into()),
+                    kind: "ClusterRole".into(),
+                    name,
+                },
                 subjects: Some(subject(m)),
             };
-            vec![Child::new(Kind::ClusterRole, &role), Child::new(Kind::ClusterRoleBinding, &binding)]
+            vec![
+                Child::new(Kind::ClusterRole, &role),
+                Child::new(Kind::ClusterRoleBinding, &binding),
+            ]
         }
     }
 }

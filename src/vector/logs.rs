@@ -20,34 +20,61 @@ pub fn config(m: &Model, logs: &Collector) -> Config {
     let mut cfg = base_config();
     let enrich = match m.scope {
         Scope::Cluster => {
-            cfg.sources.insert(SOURCE.into(), Source::KubernetesLogs(kubernetes_logs(logs)));
+            cfg.sources
+                .insert(SOURCE.into(), Source::KubernetesLogs(kubernetes_logs(logs)));
             stamp_identity(&m.workspace, &m.tenant)
         }
         Scope::Namespace => {
-            cfg.sources.insert(SOURCE.into(), Source::File(namespace_files(m)));
-            format!("{}{}", PARSE_POD_LOG_FILE, stamp_identity(&m.workspace, &m.tenant))
+            cfg.sources
+                .insert(SOURCE.into(), Source::File(namespace_files(m)));
+            format!(
+                "{}{}",
+                PARSE_POD_LOG_FILE,
+                stamp_identity(&m.workspace, &m.tenant)
+            )
         }
     };
     cfg.transforms.insert(
         ENRICH.into(),
-        Transform::Remap(Remap { inputs: vec![SOURCE.into()], source: enrich, drop_on_error: false }),
+        Transform::Remap(Remap {
+            inputs: vec![SOURCE.into()],
+            source: enrich,
+            drop_on_error: false,
+        }),
     );
     let prefix = key_prefix(&logs.archive, "namespace={{ kubernetes.pod_namespace }}/");
-    cfg.sinks.insert(S3_SINK.into(), s3_sink(vec![ENRICH.into()], &logs.archive, prefix));
+    cfg.sinks.insert(
+        S3_SINK.into(),
+        s3_sink(vec![ENRICH.into()], &logs.archive, prefix),
+    );
     self_observability(&mut cfg);
     cfg
 }
 
 fn kubernetes_logs(logs: &Collector) -> KubernetesLogs {
     let sel = &logs.selection;
-    let mut labels: Vec<String> = sel.include_pod_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-    labels.extend(sel.exclude_pod_labels.iter().map(|(k, v)| format!("{k}!={v}")));
+    let mut labels: Vec<String> = sel
+        .include_pod_labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    labels.extend(
+        sel.exclude_pod_labels
+            .iter()
+            .map(|(k, v)| format!("{k}!={v}")),
+    );
     let mut namespaces = Vec::new();
     if !sel.include_namespaces.is_empty() {
-        namespaces.push(format!("kubernetes.io/metadata.name in ({})", sel.include_namespaces.join(",")));
+        namespaces.push(format!(
+            "kubernetes.io/metadata.name in ({})",
+            sel.include_namespaces.join(",")
+        ));
     }
     if !sel.exclude_namespaces.is_empty() {
-        namespaces.push(format!("kubernetes.io/metadata.name notin ({})", sel.exclude_namespaces.join(",")));
+        namespaces.push(format!(
+            "kubernetes.io/metadata.name notin ({})",
+            sel.exclude_namespaces.join(",")
+        ));
     }
     KubernetesLogs {
         extra_label_selector: labels.join(","),
@@ -63,7 +90,10 @@ fn namespace_files(m: &Model) -> FileSource {
     FileSource {
         include: vec![format!("/var/log/pods/{}_*/*/*.log", m.namespace)],
         // The collectors' own pods live in this namespace too.
-        exclude: vec![format!("/var/log/pods/{}_{}-vector-*/**", m.namespace, m.name)],
+        exclude: vec![format!(
+            "/var/log/pods/{}_{}-vector-*/**",
+            m.namespace, m.name
+        )],
         read_from: "beginning".into(),
         glob_minimum_cooldown_ms: 15_000,
     }

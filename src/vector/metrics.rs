@@ -26,7 +26,12 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
         }),
     );
     // S3 objects hold records, not metrics: convert before encoding.
-    cfg.transforms.insert(TO_LOG.into(), Transform::MetricToLog(MetricToLog { inputs: vec![SOURCE.into()] }));
+    cfg.transforms.insert(
+        TO_LOG.into(),
+        Transform::MetricToLog(MetricToLog {
+            inputs: vec![SOURCE.into()],
+        }),
+    );
     cfg.transforms.insert(
         ENRICH.into(),
         Transform::Remap(Remap {
@@ -36,7 +41,10 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
         }),
     );
     let prefix = key_prefix(&metrics.common.archive, "");
-    cfg.sinks.insert(S3_SINK.into(), s3_sink(vec![ENRICH.into()], &metrics.common.archive, prefix));
+    cfg.sinks.insert(
+        S3_SINK.into(),
+        s3_sink(vec![ENRICH.into()], &metrics.common.archive, prefix),
+    );
     self_observability(&mut cfg);
     cfg
 }

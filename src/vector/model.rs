@@ -162,8 +162,14 @@ pub enum WhenFull {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Buffer {
-    Disk { max_size: u64, when_full: WhenFull },
-    Memory { max_events: u64, when_full: WhenFull },
+    Disk {
+        max_size: u64,
+        when_full: WhenFull,
+    },
+    Memory {
+        max_events: u64,
+        when_full: WhenFull,
+    },
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]

@@ -1,0 +1,436 @@
+//! Rendering without a cluster: every seed example (section 4) renders the seed's child set,
+//! and every generated Vector config passes Vector's own JSON Schema, compiles its VRL, and
+//! follows the Vector 0.57 rules in docs/vector-notes.md.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use monitoring_operator::api::MonitoringServices;
+use monitoring_operator::render::{self, Child, Kind};
+use monitoring_operator::{api, model};
+use serde_json::Value;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The seed examples as checked into the repository (identical to ../shared/examples).
+fn examples() -> Vec<(String, MonitoringServices)> {
+    let mut out = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(repo().join("examples/seed"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        for doc in serde_norway::Deserializer::from_str(&text) {
+            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if v["kind"] == "MonitoringServices" {
+                out.push((
+                    f.file_name().unwrap().to_string_lossy().into_owned(),
+                    serde_json::from_value(v).unwrap(),
+                ));
+            }
+        }
+    }
+    assert_eq!(
+        out.len(),
+        6,
+        "six MonitoringServices manifests in section 4"
+    );
+    out
+}
+
+fn children(ms: &MonitoringServices) -> Vec<Child> {
+    render::render(&model::build(ms).expect("seed example is valid"), None)
+}
+
+fn names(children: &[Child]) -> BTreeSet<(Kind, String)> {
+    children
+        .iter()
+        .map(|c| (c.kind, c.name().to_string()))
+        .collect()
+}
+
+fn vector_configs(children: &[Child]) -> Vec<(String, Value)> {
+    children
+        .iter()
+        .filter(|c| c.kind == Kind::ConfigMap)
+        .map(|c| {
+            let text = c.object.data["data"]["vector.yaml"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            (
+                c.name().to_string(),
+                serde_norway::from_str::<Value>(&text).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn shared_examples_are_unchanged_copies() {
+    let shared = repo().join("../shared/examples");
+    if !shared.exists() {
+        eprintln!("../shared/examples not present; skipping the copy check");
+        return;
+    }
+    for e in std::fs::read_dir(&shared).unwrap() {
+        let p = e.unwrap().path();
+        let ours = repo().join("examples/seed").join(p.file_name().unwrap());
+        assert_eq!(
+            std::fs::read(&p).unwrap(),
+            std::fs::read(&ours).unwrap(),
+            "{} differs from the seed",
+            ours.display()
+        );
+    }
+}
+
+#[test]
+fn seed_examples_render_the_seed_child_set() {
+    for (file, ms) in examples() {
+        let got = names(&children(&ms));
+        let k = |kind, n: &str| (kind, n.to_string());
+        let mut want = BTreeSet::new();
+        if ms.spec.vector_logs.is_some() {
+            want.insert(k(Kind::ConfigMap, "monitoring-vector-logs-config"));
+            want.insert(k(Kind::DaemonSet, "monitoring-vector-logs"));
+        }
+        if ms.spec.vector_metrics.is_some() {
+            want.insert(k(Kind::ConfigMap, "monitoring-vector-metrics-config"));
+            want.insert(k(Kind::DaemonSet, "monitoring-vector-metrics"));
+        }
+        if ms.spec.service_account.is_none() {
+            want.insert(k(Kind::ServiceAccount, "monitoring-vector"));
+        }
+        if ms.spec.use_cluster_role {
+            let n = format!(
+                "monitoringservices:{}:monitoring-vector",
+                ms.metadata.namespace.as_deref().unwrap()
+            );
+            want.insert(k(Kind::ClusterRole, &n));
+            want.insert(k(Kind::ClusterRoleBinding, &n));
+        } else {
+            want.insert(k(Kind::Role, "monitoring-vector"));
+            want.insert(k(Kind::RoleBinding, "monitoring-vector"));
+        }
+        assert_eq!(got, want, "{file}");
+    }
+}
+
+#[test]
+fn labels_and_service_accounts() {
+    for (file, ms) in examples() {
+        for c in children(&ms) {
+            let labels = &c.object.metadata.labels.as_ref().unwrap();
+            assert_eq!(
+                labels["app.kubernetes.io/instance"],
+                "monitoring",
+                "{file} {}",
+                c.name()
+            );
+            if c.kind == Kind::DaemonSet {
+                let app = if c.name().ends_with("logs") {
+                    "vector-logs"
+                } else {
+                    "vector-metrics"
+                };
+                assert_eq!(labels["app.kubernetes.io/name"], app);
+                let tpl = &c.object.data["spec"]["template"];
+                assert_eq!(tpl["metadata"]["labels"]["app.kubernetes.io/name"], app);
+                assert_eq!(
+                    tpl["metadata"]["labels"]["app.kubernetes.io/instance"],
+                    "monitoring"
+                );
+                assert_eq!(tpl["metadata"]["labels"]["vector.dev/exclude"], "true");
+                let sa = ms
+                    .spec
+                    .service_account
+                    .clone()
+                    .unwrap_or("monitoring-vector".into());
+                assert_eq!(tpl["spec"]["serviceAccountName"], sa.as_str(), "{file}");
+                // Collectors run on every node unless told otherwise.
+                assert_eq!(
+                    tpl["spec"]["tolerations"],
+                    serde_json::json!([{"operator": "Exists"}])
+                );
+                assert!(
+                    tpl["metadata"]["annotations"]["e6data.io/config-hash"]
+                        .as_str()
+                        .unwrap()
+                        .len()
+                        >= 16
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn environment_variables_plain_and_value_from() {
+    let all = examples();
+    let env_of = |file: &str| -> Value {
+        let (_, ms) = all.iter().find(|(f, _)| f == file).unwrap();
+        let ds = children(ms)
+            .into_iter()
+            .find(|c| c.name() == "monitoring-vector-logs")
+            .unwrap();
+        ds.object.data["spec"]["template"]["spec"]["containers"][0]["env"].clone()
+    };
+    let plain = env_of("seed-4.2-0.yaml");
+    assert!(
+        plain
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "AWS_ACCESS_KEY_ID" && e["value"] == "YOUR_ACCESS_KEY")
+    );
+    let secret = env_of("seed-4.2-2.yaml");
+    let key = secret
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "AWS_SECRET_ACCESS_KEY")
+        .unwrap();
+    assert_eq!(
+        key["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"})
+    );
+    assert!(
+        secret
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["name"] == "VECTOR_SELF_NODE_NAME")
+    );
+}
+
+#[test]
+fn resources_are_requests_and_limits() {
+    let (_, ms) = examples()
+        .into_iter()
+        .find(|(f, _)| f == "seed-4.1-0.yaml")
+        .unwrap();
+    let ds = children(&ms)
+        .into_iter()
+        .find(|c| c.name() == "monitoring-vector-logs")
+        .unwrap();
+    let r = &ds.object.data["spec"]["template"]["spec"]["containers"][0]["resources"];
+    assert_eq!(
+        r["requests"],
+        serde_json::json!({"cpu": "200m", "memory": "256Mi"})
+    );
+    assert_eq!(r["limits"], r["requests"]);
+    assert_eq!(
+        ds.object.data["spec"]["template"]["spec"]["containers"][0]["image"],
+        "timberio/vector:0.57.0-distroless-libc"
+    );
+}
+
+#[test]
+fn vector_rules_from_the_notes() {
+    for (file, ms) in examples() {
+        let kids = children(&ms);
+        let mut data_dirs = BTreeSet::new();
+        for ds in kids.iter().filter(|c| c.kind == Kind::DaemonSet) {
+            let vols = ds.object.data["spec"]["template"]["spec"]["volumes"]
+                .as_array()
+                .unwrap();
+            let data = vols.iter().find(|v| v["name"] == "data").unwrap();
+            assert!(
+                data_dirs.insert(data["hostPath"]["path"].as_str().unwrap().to_string()),
+                "{file}: shared data dir"
+            );
+        }
+        assert_eq!(
+            data_dirs.len(),
+            kids.iter().filter(|c| c.kind == Kind::DaemonSet).count()
+        );
+        for (cm, cfg) in vector_configs(&kids) {
+            for (id, sink) in cfg["sinks"].as_object().unwrap() {
+                if sink["type"] == "aws_s3" {
+                    // JSON objects must be newline-delimited, not a JSON array.
+                    assert_eq!(
+                        sink["framing"]["method"], "newline_delimited",
+                        "{file} {cm} {id}"
+                    );
+                    let prefix = sink["key_prefix"].as_str().unwrap();
+                    let literal = prefix.split(['{', '%']).next().unwrap();
+                    assert!(
+                        literal.len() > 1 && literal.contains('/'),
+                        "{file} {cm}: key_prefix {prefix:?} lacks a literal prefix"
+                    );
+                    assert!(prefix.ends_with('/'));
+                    assert_eq!(
+                        sink["bucket"].as_str().unwrap(),
+                        sink["bucket"].as_str().unwrap().trim_matches('/')
+                    );
+                }
+                for input in sink["inputs"].as_array().unwrap() {
+                    let i = input.as_str().unwrap();
+                    assert!(
+                        cfg["sources"].get(i).is_some() || cfg["transforms"].get(i).is_some(),
+                        "{cm}: unknown input {i}"
+                    );
+                }
+            }
+            // No ${VAR}: Vector 0.57 would pass it through literally.
+            assert!(
+                !serde_json::to_string(&cfg).unwrap().contains("${"),
+                "{file} {cm}"
+            );
+            assert_eq!(cfg["api"]["enabled"], true);
+        }
+    }
+}
+
+#[test]
+fn prefixes_and_selectors_follow_the_spec() {
+    let all = examples();
+    let cfg_of = |file: &str, cm: &str| -> Value {
+        let (_, ms) = all.iter().find(|(f, _)| f == file).unwrap();
+        vector_configs(&children(ms))
+            .into_iter()
+            .find(|(n, _)| n == cm)
+            .unwrap()
+            .1
+    };
+    let logs = cfg_of("seed-4.1-0.yaml", "monitoring-vector-logs-config");
+    assert!(
+        logs["sinks"]["s3_archive"]["key_prefix"]
+            .as_str()
+            .unwrap()
+            .starts_with("e6data-logs/")
+    );
+    let metrics = cfg_of("seed-4.3-0.yaml", "monitoring-vector-metrics-config");
+    assert!(
+        metrics["sinks"]["s3_archive"]["key_prefix"]
+            .as_str()
+            .unwrap()
+            .starts_with("vector-metrics-v1/date=%Y-%m-%d/hour=%H/")
+    );
+    assert_eq!(
+        metrics["sources"]["pod_metrics"]["scrape_interval_secs"],
+        30
+    );
+    assert_eq!(
+        metrics["sources"]["pod_metrics"]["scrape_timeout_secs"],
+        10.0
+    );
+    // 4.5: cluster scope, selectors go to the apiserver.
+    let cross = cfg_of("seed-4.5-0.yaml", "monitoring-vector-logs-config");
+    let src = &cross["sources"]["pod_logs"];
+    assert_eq!(src["type"], "kubernetes_logs");
+    assert_eq!(
+        src["extra_namespace_label_selector"],
+        "kubernetes.io/metadata.name in (workspace-dev,workspace-staging,workspace-prod),kubernetes.io/metadata.name notin (kube-system)"
+    );
+    // 4.4: namespace scope reads only its namespace's pod logs, never its own collectors.
+    let ns = cfg_of("seed-4.4-0.yaml", "monitoring-vector-logs-config");
+    let src = &ns["sources"]["pod_logs"];
+    assert_eq!(src["type"], "file");
+    assert_eq!(
+        src["include"],
+        serde_json::json!(["/var/log/pods/workspace-prod_*/*/*.log"])
+    );
+    assert_eq!(
+        src["exclude"],
+        serde_json::json!(["/var/log/pods/workspace-prod_monitoring-vector-*/**"])
+    );
+    // Identity stamped on every event.
+    let vrl = logs["transforms"]["enrich"]["source"].as_str().unwrap();
+    assert!(
+        vrl.contains(".workspace = \"analytics-prod\"") && vrl.contains(".tenant = \"my-company\"")
+    );
+}
+
+#[test]
+fn every_vector_config_passes_the_vector_schema() {
+    let schema_path = repo().join("../shared/vector/vector-0.58-config-schema.json");
+    let text = std::fs::read_to_string(&schema_path).expect("shared/vector schema beside the repo");
+    // Vector names definitions after Rust types ("Inputs<String>"); `<` and `>` are not
+    // valid in a URI fragment, so percent-encode them in the $refs (and only there: the
+    // definition keys are looked up after percent-decoding).
+    let mut schema: Value = serde_json::from_str(&text).unwrap();
+    encode_refs(&mut schema);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut checked = 0;
+    for (file, ms) in examples() {
+        for (cm, cfg) in vector_configs(&children(&ms)) {
+            let errors: Vec<String> = validator
+                .iter_errors(&cfg)
+                .map(|e| format!("{} at {}", e, e.instance_path()))
+                .collect();
+            assert!(errors.is_empty(), "{file} {cm}:\n{}", errors.join("\n"));
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 11);
+    // The schema really rejects mistakes (so a pass above means something).
+    let (_, ms) = examples().remove(0);
+    let (_, mut cfg) = vector_configs(&children(&ms)).remove(0);
+    cfg["sinks"]["s3_archive"]["bukket"] = "x".into();
+    assert!(!validator.is_valid(&cfg));
+}
+
+#[test]
+fn every_remap_program_compiles() {
+    let fns = vrl::stdlib::all();
+    let mut compiled = 0;
+    for (file, ms) in examples() {
+        for (cm, cfg) in vector_configs(&children(&ms)) {
+            for (id, t) in cfg["transforms"].as_object().unwrap() {
+                if t["type"] == "remap" {
+                    let src = t["source"].as_str().unwrap();
+                    if let Err(diags) = vrl::compiler::compile(src, &fns) {
+                        panic!(
+                            "{file} {cm} {id}: {}",
+                            vrl::diagnostic::Formatter::new(src, diags)
+                        );
+                    }
+                    compiled += 1;
+                }
+            }
+        }
+    }
+    assert!(compiled >= 11);
+}
+
+#[test]
+fn rendering_is_deterministic() {
+    for (_, ms) in examples() {
+        let a = render::to_yaml(&children(&ms));
+        let b = render::to_yaml(&children(&ms));
+        assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn crd_yaml_is_checked_in() {
+    let checked_in = std::fs::read_to_string(repo().join("deploy/crd.yaml")).unwrap();
+    assert!(
+        checked_in == api::crd_yaml(),
+        "deploy/crd.yaml is stale: regenerate with `cargo run -q -- crd > deploy/crd.yaml`"
+    );
+}
+
+fn encode_refs(v: &mut Value) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if k == "$ref"
+                    && let Value::String(s) = v
+                {
+                    *s = s.replace('<', "%3C").replace('>', "%3E");
+                } else {
+                    encode_refs(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(encode_refs),
+        _ => {}
+    }
+}
