@@ -1,0 +1,741 @@
+//! Integration tests against a real kube-apiserver + etcd + kube-controller-manager
+//! (garbage collector, namespace, DaemonSet controllers) started by the harness.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use monitoring_operator::api::{MonitoringServices, Phase};
+use monitoring_operator::controller::{self, Context};
+use monitoring_operator::model;
+use monitoring_operator::render::{self, Kind};
+use serde_json::{Value, json};
+use support::{env, eventually, namespace, start_controller};
+
+const LONG: Duration = Duration::from_secs(120);
+const SHORT: Duration = Duration::from_secs(30);
+
+fn ms_json(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "e6data.io/v1alpha2", "kind": "MonitoringServices", "metadata": {"name": name}, "spec": spec})
+}
+
+fn basic_spec() -> Value {
+    json!({
+        "workspace": "analytics-prod",
+        "tenant": "my-company",
+        "vectorLogs": {"s3Bucket": "logs-bucket", "s3Region": "us-east-1"},
+        "vectorMetrics": {"s3Bucket": "metrics-bucket", "s3Region": "us-east-1"}
+    })
+}
+
+async fn create(client: &Client, ns: &str, body: Value) -> kube::Result<MonitoringServices> {
+    let ms: MonitoringServices = serde_json::from_value(body).unwrap();
+    Api::<MonitoringServices>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &ms)
+        .await
+}
+
+async fn create_raw(client: &Client, ns: &str, body: Value) -> kube::Result<Value> {
+    let ar = kube::api::ApiResource::erase::<MonitoringServices>(&());
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+    let obj: kube::api::DynamicObject = serde_json::from_value(body).unwrap();
+    api.create(&PostParams::default(), &obj)
+        .await
+        .map(|o| serde_json::to_value(o).unwrap())
+}
+
+async fn patch_spec(client: &Client, ns: &str, name: &str, spec: Value) {
+    Api::<MonitoringServices>::namespaced(client.clone(), ns)
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": spec})),
+        )
+        .await
+        .unwrap();
+}
+
+async fn get_ms(client: &Client, ns: &str, name: &str) -> MonitoringServices {
+    Api::<MonitoringServices>::namespaced(client.clone(), ns)
+        .get(name)
+        .await
+        .unwrap()
+}
+
+/// Wait until status reflects the current generation and `pred` holds.
+async fn wait_status(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&MonitoringServices) -> bool,
+) -> MonitoringServices {
+    eventually(what, LONG, || async {
+        let ms = get_ms(client, ns, name).await;
+        let current =
+            ms.status.as_ref().and_then(|s| s.observed_generation) == ms.metadata.generation;
+        (current && pred(&ms)).then_some(ms)
+    })
+    .await
+}
+
+fn phase(ms: &MonitoringServices) -> Option<Phase> {
+    ms.status.as_ref().and_then(|s| s.phase)
+}
+
+/// Names of the namespaced children carrying the CR's instance label.
+async fn child_names(client: &Client, ns: &str, name: &str) -> BTreeSet<(Kind, String)> {
+    let lp = ListParams::default().labels(&format!("app.kubernetes.io/instance={name}"));
+    let mut out = BTreeSet::new();
+    macro_rules! collect {
+        ($t:ty, $k:expr) => {
+            for o in Api::<$t>::namespaced(client.clone(), ns)
+                .list(&lp)
+                .await
+                .unwrap()
+            {
+                out.insert(($k, o.name_any()));
+            }
+        };
+    }
+    collect!(ServiceAccount, Kind::ServiceAccount);
+    collect!(Role, Kind::Role);
+    collect!(RoleBinding, Kind::RoleBinding);
+    collect!(ConfigMap, Kind::ConfigMap);
+    collect!(DaemonSet, Kind::DaemonSet);
+    let clp = ListParams::default().labels(&format!(
+        "e6data.io/owner-namespace={ns},e6data.io/owner-name={name}"
+    ));
+    for o in Api::<ClusterRole>::all(client.clone())
+        .list(&clp)
+        .await
+        .unwrap()
+    {
+        out.insert((Kind::ClusterRole, o.name_any()));
+    }
+    for o in Api::<ClusterRoleBinding>::all(client.clone())
+        .list(&clp)
+        .await
+        .unwrap()
+    {
+        out.insert((Kind::ClusterRoleBinding, o.name_any()));
+    }
+    out
+}
+
+fn rendered(ms: &MonitoringServices) -> Vec<render::Child> {
+    render::render(&model::build(ms).unwrap(), None)
+}
+
+async fn config_map(client: &Client, ns: &str, name: &str) -> Option<ConfigMap> {
+    Api::<ConfigMap>::namespaced(client.clone(), ns)
+        .get_opt(name)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn crd_is_served_with_short_name_and_columns() {
+    let out = env().kubectl(&["api-resources", "--api-group=e6data.io", "-o", "wide"]);
+    assert!(
+        out.contains("monitoringservices") && out.contains(" ms ") && out.contains("v1alpha2"),
+        "{out}"
+    );
+    // The OpenAPI document that `explain` reads is published a moment after the CRD.
+    let explain = eventually("kubectl explain", SHORT, || async {
+        env()
+            .kubectl_result(&["explain", "ms.spec.vectorLogs.s3Partition"])
+            .ok()
+    })
+    .await;
+    assert!(explain.contains("Time partitioning"), "{explain}");
+}
+
+/// Every seed example of section 4 applies unchanged with kubectl and gets exactly the
+/// children the renderer promises, with owner references and the seed's labels.
+#[tokio::test]
+async fn seed_examples_apply_unchanged_and_get_their_children() {
+    let client = env().client().await;
+    for ns in ["workspace-prod", "e6-monitoring"] {
+        support::create_namespace(&client, ns).await;
+        start_controller(ns).await;
+    }
+    let examples = support::repo().join("examples/seed");
+    for (file, ns) in [
+        ("seed-4.1-0.yaml", "workspace-prod"),
+        ("seed-4.2-0.yaml", "workspace-prod"),
+        ("seed-4.2-1.yaml", "workspace-prod"),
+        ("seed-4.2-2.yaml", "workspace-prod"),
+        ("seed-4.3-0.yaml", "workspace-prod"),
+        ("seed-4.4-0.yaml", "workspace-prod"),
+        ("seed-4.5-0.yaml", "e6-monitoring"),
+    ] {
+        env().kubectl(&["apply", "-f", examples.join(file).to_str().unwrap()]);
+        if file == "seed-4.2-1.yaml" {
+            continue; // the Secret of 4.2's second variant
+        }
+        let ms = get_ms(&client, ns, "monitoring").await;
+        let want: BTreeSet<(Kind, String)> = rendered(&ms)
+            .iter()
+            .map(|c| (c.kind, c.name().to_string()))
+            .collect();
+        eventually(&format!("{file}: children {want:?}"), LONG, || async {
+            (child_names(&client, ns, "monitoring").await == want).then_some(())
+        })
+        .await;
+        let ms = wait_status(&client, ns, "monitoring", "status", |m| m.status.is_some()).await;
+        assert_ne!(phase(&ms), Some(Phase::Failed), "{file}: {:?}", ms.status);
+        // Config content is exactly what the renderer produces for the stored CR.
+        for child in rendered(&ms).iter().filter(|c| c.kind == Kind::ConfigMap) {
+            let cm = config_map(&client, ns, child.name()).await.unwrap();
+            assert_eq!(
+                serde_json::to_value(cm.data.as_ref().unwrap()).unwrap(),
+                child.object.data["data"],
+                "{file}"
+            );
+            let owner = &cm.owner_references()[0];
+            assert_eq!(
+                (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
+                ("MonitoringServices", ms.uid().unwrap().as_str(), Some(true))
+            );
+        }
+        let ds = Api::<DaemonSet>::namespaced(client.clone(), ns)
+            .list(&ListParams::default().labels("app.kubernetes.io/instance=monitoring"))
+            .await
+            .unwrap();
+        for d in ds {
+            assert_eq!(d.owner_references()[0].uid, ms.uid().unwrap());
+            let app = d.labels()["app.kubernetes.io/name"].clone();
+            assert!(app == "vector-logs" || app == "vector-metrics");
+        }
+    }
+    // 4.5 is cluster-scoped RBAC; the seed's command lists it by the instance label.
+    let out = env().kubectl(&[
+        "get",
+        "ds",
+        "-n",
+        "e6-monitoring",
+        "-l",
+        "app.kubernetes.io/instance=monitoring",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(out.lines().count(), 2, "{out}");
+    let crb = Api::<ClusterRoleBinding>::all(client.clone())
+        .get("monitoringservices:e6-monitoring:monitoring-vector")
+        .await
+        .unwrap();
+    assert_eq!(crb.subjects.unwrap()[0].name, "monitoring-vector");
+}
+
+#[tokio::test]
+async fn invalid_resources_are_rejected_by_the_apiserver() {
+    let client = env().client().await;
+    let ns = namespace(&client, "invalid").await;
+    let cases = [
+        (
+            json!({"workspace": "w", "tenant": "t", "vectorLogs": {"s3Region": "us-east-1"}}),
+            "s3Bucket and s3Region are required when vectorLogs is enabled",
+        ),
+        (
+            json!({"workspace": "w", "tenant": "t", "vectorMetrics": {"s3Bucket": "bkt", "s3Region": "r", "scrapeInterval": 10, "scrapeTimeout": 10}}),
+            "scrapeTimeout must be less than scrapeInterval",
+        ),
+        (
+            json!({"workspace": "w", "tenant": "t", "vectorLogs": {"s3Bucket": "bkt", "s3Region": "r", "compression": "rar"}}),
+            "compression",
+        ),
+        (
+            json!({"workspace": "w", "tenant": "t", "vectorLogs": {"s3Bucket": "bkt", "s3Region": "r", "s3Endpoint": "minio:9000"}}),
+            "s3Endpoint must be an absolute",
+        ),
+        (
+            json!({"workspace": "bad workspace", "tenant": "t"}),
+            "spec.workspace",
+        ),
+        (json!({"tenant": "t"}), "spec.workspace: Required value"),
+        (
+            json!({"workspace": "w", "tenant": "t", "cloud": "IBM"}),
+            "spec.cloud",
+        ),
+        (
+            json!({"workspace": "w", "tenant": "t", "vectorLogs": {"s3Bucket": "bkt", "s3Region": "r", "s3Partition": "week"}}),
+            "s3Partition",
+        ),
+    ];
+    for (spec, expect) in cases {
+        let err = create_raw(&client, &ns, ms_json("bad", spec.clone()))
+            .await
+            .expect_err(&format!("{spec} accepted"));
+        let kube::Error::Api(e) = err else {
+            panic!("{err}")
+        };
+        assert_eq!(e.code, 422, "{spec}: {}", e.message);
+        assert!(
+            e.message.contains(expect),
+            "{spec}: {:?} lacks {expect:?}",
+            e.message
+        );
+    }
+    let long = "m".repeat(48);
+    let err = create(&client, &ns, ms_json(&long, basic_spec()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("at most 47 characters"), "{err}");
+}
+
+/// A spec the schema accepts but that cannot work: Failed naming the field, and whatever was
+/// running stays exactly as it was.
+#[tokio::test]
+async fn semantic_errors_fail_and_leave_children_untouched() {
+    let client = env().client().await;
+    let ns = namespace(&client, "semantic").await;
+    start_controller(&ns).await;
+    create(&client, &ns, ms_json("mon", basic_spec()))
+        .await
+        .unwrap();
+    let cm_name = "mon-vector-logs-config";
+    let before = eventually("logs config", SHORT, || async {
+        config_map(&client, &ns, cm_name).await
+    })
+    .await;
+    wait_status(&client, &ns, "mon", "first status", |m| m.status.is_some()).await;
+
+    patch_spec(
+        &client,
+        &ns,
+        "mon",
+        json!({"vectorLogs": {"includeNamespaces": ["someone-else"]}}),
+    )
+    .await;
+    let ms = wait_status(&client, &ns, "mon", "Failed", |m| {
+        phase(m) == Some(Phase::Failed)
+    })
+    .await;
+    let st = ms.status.unwrap();
+    assert!(
+        st.message
+            .as_deref()
+            .unwrap()
+            .contains("spec.vectorLogs.includeNamespaces"),
+        "{:?}",
+        st.message
+    );
+    let cond = st
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "SpecValid")
+        .unwrap();
+    assert_eq!(
+        (cond.status.as_str(), cond.reason.as_str()),
+        ("False", "InvalidSpec")
+    );
+    let after = config_map(&client, &ns, cm_name).await.unwrap();
+    assert_eq!(
+        before.resource_version(),
+        after.resource_version(),
+        "config was touched by an invalid spec"
+    );
+
+    patch_spec(
+        &client,
+        &ns,
+        "mon",
+        json!({"vectorLogs": {"includeNamespaces": null, "s3Bucket": "${BUCKET}", "configVariables": {"OTHER": "x"}}}),
+    )
+    .await;
+    let ms = wait_status(&client, &ns, "mon", "Failed on variable", |m| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.message.as_deref())
+            .is_some_and(|msg| msg.contains("${BUCKET}"))
+    })
+    .await;
+    assert!(
+        ms.status
+            .unwrap()
+            .message
+            .unwrap()
+            .starts_with("spec.vectorLogs.s3Bucket:")
+    );
+
+    // Fixing it (defining the variable) recovers, with the value substituted.
+    patch_spec(
+        &client,
+        &ns,
+        "mon",
+        json!({"vectorLogs": {"configVariables": {"BUCKET": "from-var"}}}),
+    )
+    .await;
+    wait_status(&client, &ns, "mon", "recovered", |m| {
+        phase(m) != Some(Phase::Failed)
+    })
+    .await;
+    let cm = config_map(&client, &ns, cm_name).await.unwrap();
+    assert!(cm.data.unwrap()["vector.yaml"].contains("bucket: from-var"));
+}
+
+#[tokio::test]
+async fn spec_changes_roll_config_and_disabling_deletes_children() {
+    let client = env().client().await;
+    let ns = namespace(&client, "update").await;
+    start_controller(&ns).await;
+    create(&client, &ns, ms_json("mon", basic_spec()))
+        .await
+        .unwrap();
+    let dss = Api::<DaemonSet>::namespaced(client.clone(), &ns);
+    let hash = |d: &DaemonSet| {
+        d.spec
+            .as_ref()
+            .unwrap()
+            .template
+            .metadata
+            .as_ref()
+            .unwrap()
+            .annotations
+            .as_ref()
+            .unwrap()["e6data.io/config-hash"]
+            .clone()
+    };
+    let first = eventually("logs DaemonSet", SHORT, || async {
+        dss.get_opt("mon-vector-logs").await.unwrap()
+    })
+    .await;
+
+    patch_spec(
+        &client,
+        &ns,
+        "mon",
+        json!({"vectorLogs": {"s3Prefix": "changed-prefix"}}),
+    )
+    .await;
+    let second = eventually("config hash change", SHORT, || async {
+        let d = dss.get("mon-vector-logs").await.unwrap();
+        (hash(&d) != hash(&first)).then_some(d)
+    })
+    .await;
+    let cm = config_map(&client, &ns, "mon-vector-logs-config")
+        .await
+        .unwrap();
+    assert!(cm.data.unwrap()["vector.yaml"].contains("key_prefix: changed-prefix/"));
+    assert!(second.metadata.generation > first.metadata.generation);
+
+    patch_spec(
+        &client,
+        &ns,
+        "mon",
+        json!({"vectorMetrics": {"enabled": false}}),
+    )
+    .await;
+    eventually("metrics children deleted", SHORT, || async {
+        let gone = dss.get_opt("mon-vector-metrics").await.unwrap().is_none()
+            && config_map(&client, &ns, "mon-vector-metrics-config")
+                .await
+                .is_none();
+        gone.then_some(())
+    })
+    .await;
+    let ms = wait_status(&client, &ns, "mon", "metrics status dropped", |m| {
+        m.status.as_ref().unwrap().vector_metrics_status.is_none()
+    })
+    .await;
+    assert!(ms.status.unwrap().vector_logs_status.is_some());
+
+    // Switching RBAC scope swaps Role for ClusterRole.
+    patch_spec(&client, &ns, "mon", json!({"useClusterRole": true})).await;
+    let cluster_name = format!("monitoringservices:{ns}:mon-vector");
+    eventually("ClusterRole instead of Role", SHORT, || async {
+        let names = child_names(&client, &ns, "mon").await;
+        (names.contains(&(Kind::ClusterRole, cluster_name.clone()))
+            && !names.iter().any(|(k, _)| *k == Kind::Role))
+        .then_some(())
+    })
+    .await;
+    let cm = config_map(&client, &ns, "mon-vector-logs-config")
+        .await
+        .unwrap();
+    assert!(cm.data.unwrap()["vector.yaml"].contains("type: kubernetes_logs"));
+
+    // Deleting the CR removes everything, cluster-scoped objects included.
+    Api::<MonitoringServices>::namespaced(client.clone(), &ns)
+        .delete("mon", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("all children gone", LONG, || async {
+        child_names(&client, &ns, "mon")
+            .await
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    eventually("CR gone", SHORT, || async {
+        Api::<MonitoringServices>::namespaced(client.clone(), &ns)
+            .get_opt("mon")
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+}
+
+/// Bind the DaemonSet's pods to their nodes and set their Ready condition, as a kubelet would.
+async fn set_pods_ready(
+    client: &Client,
+    ns: &str,
+    selector: &str,
+    ready: bool,
+    limit: usize,
+) -> usize {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let mut n = 0;
+    for pod in pods
+        .list(&ListParams::default().labels(selector))
+        .await
+        .unwrap()
+    {
+        if n >= limit {
+            break;
+        }
+        let name = pod.name_any();
+        let spec = pod.spec.clone().unwrap();
+        if spec.node_name.is_none() {
+            // The DaemonSet controller pins each pod to its node with a matchFields affinity.
+            let terms = spec
+                .affinity
+                .unwrap()
+                .node_affinity
+                .unwrap()
+                .required_during_scheduling_ignored_during_execution
+                .unwrap();
+            let node = terms.node_selector_terms[0].match_fields.as_ref().unwrap()[0]
+                .values
+                .as_ref()
+                .unwrap()[0]
+                .clone();
+            let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name}, "target": {"kind": "Node", "name": node}});
+            let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{name}/binding"))
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&binding).unwrap())
+                .unwrap();
+            client.request::<Value>(req).await.unwrap();
+        }
+        let status = if ready { "True" } else { "False" };
+        let patch = json!({"status": {"phase": "Running", "podIP": "10.1.0.1", "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": status, "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "ContainersReady", "status": status}
+        ]}});
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+            .await
+            .unwrap();
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test]
+async fn daemonset_readiness_drives_phase_and_ready() {
+    let client = env().client().await;
+    let ns = namespace(&client, "ready").await;
+    start_controller(&ns).await;
+    let nodes = Api::<Node>::all(client.clone());
+    for i in 0..2 {
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": format!("{ns}-node-{i}"), "labels": {"pool": ns.clone()}},
+            "spec": {"providerID": format!("aws:///us-east-1a/i-{ns}-{i}")}});
+        nodes
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(node).unwrap(),
+            )
+            .await
+            .unwrap();
+    }
+    let mut spec = basic_spec();
+    spec["nodeSelector"] = json!({"pool": ns.clone()});
+    create(&client, &ns, ms_json("mon", spec)).await.unwrap();
+    let ms = wait_status(&client, &ns, "mon", "Creating with 2 desired", |m| {
+        m.status
+            .as_ref()
+            .unwrap()
+            .vector_logs_status
+            .as_ref()
+            .is_some_and(|c| c.replicas == 2)
+    })
+    .await;
+    assert_eq!(phase(&ms), Some(Phase::Creating));
+    assert!(!ms.status.as_ref().unwrap().ready);
+
+    for sel in [
+        "app.kubernetes.io/name=vector-logs",
+        "app.kubernetes.io/name=vector-metrics",
+    ] {
+        eventually("pods created", SHORT, || async {
+            (Api::<Pod>::namespaced(client.clone(), &ns)
+                .list(&ListParams::default().labels(sel))
+                .await
+                .unwrap()
+                .items
+                .len()
+                == 2)
+                .then_some(())
+        })
+        .await;
+        assert_eq!(set_pods_ready(&client, &ns, sel, true, 2).await, 2);
+    }
+    let ms = wait_status(&client, &ns, "mon", "Running", |m| {
+        phase(m) == Some(Phase::Running)
+    })
+    .await;
+    let st = ms.status.unwrap();
+    assert!(st.ready);
+    let logs = st.vector_logs_status.unwrap();
+    assert_eq!(
+        (logs.ready, logs.replicas, logs.ready_replicas),
+        (true, 2, 2)
+    );
+    assert_eq!(logs.message.as_deref(), Some("All nodes collecting logs"));
+    assert_eq!(
+        st.vector_metrics_status.unwrap().message.as_deref(),
+        Some("All nodes scraping metrics")
+    );
+    assert_eq!(st.cloud.as_deref(), Some("AWS"));
+    let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
+    assert_eq!(
+        (ready.status.as_str(), ready.observed_generation),
+        ("True", ms.metadata.generation)
+    );
+
+    set_pods_ready(
+        &client,
+        &ns,
+        "app.kubernetes.io/name=vector-metrics",
+        false,
+        1,
+    )
+    .await;
+    let ms = wait_status(&client, &ns, "mon", "Degraded", |m| {
+        phase(m) == Some(Phase::Degraded)
+    })
+    .await;
+    let st = ms.status.unwrap();
+    assert!(!st.ready);
+    assert_eq!(st.vector_metrics_status.unwrap().ready_replicas, 1);
+    assert!(
+        st.message
+            .unwrap()
+            .contains("metrics: 1/2 nodes scraping metrics")
+    );
+
+    // Phase changes are reported as Events on the resource.
+    let events = env().kubectl(&[
+        "get",
+        "events",
+        "-n",
+        &ns,
+        "--field-selector",
+        "involvedObject.name=mon",
+        "-o",
+        "jsonpath={.items[*].reason}",
+    ]);
+    assert!(
+        events.contains("Running") && events.contains("Degraded"),
+        "{events}"
+    );
+    for i in 0..2 {
+        nodes
+            .delete(&format!("{ns}-node-{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn same_name_in_two_namespaces_do_not_interfere() {
+    let client = env().client().await;
+    let a = namespace(&client, "tenant-a").await;
+    let b = namespace(&client, "tenant-b").await;
+    for ns in [&a, &b] {
+        start_controller(ns).await;
+        let mut spec = basic_spec();
+        spec["useClusterRole"] = json!(true);
+        create(&client, ns, ms_json("monitoring", spec))
+            .await
+            .unwrap();
+    }
+    let crs = Api::<ClusterRoleBinding>::all(client.clone());
+    for ns in [&a, &b] {
+        let name = format!("monitoringservices:{ns}:monitoring-vector");
+        let crb = eventually("ClusterRoleBinding", SHORT, || async {
+            crs.get_opt(&name).await.unwrap()
+        })
+        .await;
+        let subject = &crb.subjects.unwrap()[0];
+        assert_eq!(
+            (subject.name.as_str(), subject.namespace.as_deref()),
+            ("monitoring-vector", Some(ns.as_str()))
+        );
+    }
+    let before_b = child_names(&client, &b, "monitoring").await;
+    assert_eq!(before_b.len(), 7);
+    Api::<MonitoringServices>::namespaced(client.clone(), &a)
+        .delete("monitoring", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("tenant-a cluster objects gone", SHORT, || async {
+        crs.get_opt(&format!("monitoringservices:{a}:monitoring-vector"))
+            .await
+            .unwrap()
+            .is_none()
+            .then_some(())
+    })
+    .await;
+    assert_eq!(child_names(&client, &b, "monitoring").await, before_b);
+}
+
+/// A reconcile of an unchanged resource issues no write request at all.
+#[tokio::test]
+async fn unchanged_reconcile_makes_no_writes() {
+    let client = env().client().await;
+    let ns = namespace(&client, "noop").await;
+    start_controller(&ns).await;
+    let mut spec = basic_spec();
+    // Pinned cloud and a node selector no test node matches: nothing outside this test can
+    // legitimately change the status.
+    spec["cloud"] = json!("GCP");
+    spec["nodeSelector"] = json!({"pool": "none-such"});
+    create(&client, &ns, ms_json("mon", spec)).await.unwrap();
+    let ms = wait_status(&client, &ns, "mon", "settled", |m| {
+        phase(m) == Some(Phase::Creating)
+    })
+    .await;
+    // Let the running controller finish reacting to its own writes.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let ms = get_ms(&client, &ns, &ms.name_any()).await;
+
+    let (counted, counter) = controller::client::counted(env().config().await).unwrap();
+    let ctx = Context::new(counted);
+    controller::reconcile(Arc::new(ms.clone()), ctx.clone())
+        .await
+        .unwrap();
+    let calls = counter.snapshot();
+    assert!(
+        calls.get("GET").copied().unwrap_or(0) > 0,
+        "the counter saw no requests: {calls:?}"
+    );
+    assert_eq!(counter.writes(), 0, "unchanged reconcile wrote: {calls:?}");
+
+    // The same counter does see writes when something changed.
+    let mut changed = ms.clone();
+    changed.spec.vector_logs.as_mut().unwrap().archive.s3_bucket = Some("another-bucket".into());
+    controller::reconcile(Arc::new(changed), ctx).await.unwrap();
+    assert!(counter.writes() > 0, "{:?}", counter.snapshot());
+}
