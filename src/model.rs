@@ -357,7 +357,7 @@ fn collector(
                         "must set exactly one of secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef",
                     ));
                 }
-                EnvVar { name: k.clone(), value: None, value_from: Some(value_from.clone()) }
+                EnvVar { name: k.clone(), value: None, value_from: Some((**value_from).clone()) }
             }
         });
     }

@@ -14,7 +14,7 @@ pub enum EnvValue {
     /// A value read from a Secret, ConfigMap, or the pod's own fields.
     From {
         #[serde(rename = "valueFrom")]
-        value_from: EnvVarSource,
+        value_from: Box<EnvVarSource>,
     },
     /// Anything else: kept so the resource still parses and status can name the bad key.
     Invalid(serde_json::Value),

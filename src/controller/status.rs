@@ -225,7 +225,14 @@ mod tests {
         );
         assert_eq!(first.last_transition_time, again.last_transition_time);
         std::thread::sleep(std::time::Duration::from_millis(5));
-        let flipped = condition(&[again.clone()], "Ready", true, "Running", "z", Some(2));
+        let flipped = condition(
+            std::slice::from_ref(&again),
+            "Ready",
+            true,
+            "Running",
+            "z",
+            Some(2),
+        );
         assert!(flipped.last_transition_time.0 > again.last_transition_time.0);
     }
 }

@@ -37,7 +37,7 @@ pub fn key_prefix(archive: &Archive, extra: &str) -> String {
 /// The S3 archive sink. The archive is the durable copy: a disk buffer that blocks when full
 /// (backpressure, never drops), so nothing is lost while S3 is slow or briefly unreachable.
 pub fn s3_sink(inputs: Vec<String>, archive: &Archive, key_prefix: String) -> Sink {
-    Sink::AwsS3(AwsS3 {
+    Sink::AwsS3(Box::new(AwsS3 {
         inputs,
         bucket: archive.bucket.clone(),
         region: archive.endpoint.is_none().then(|| archive.region.clone()),
@@ -73,7 +73,7 @@ pub fn s3_sink(inputs: Vec<String>, archive: &Archive, key_prefix: String) -> Si
         },
         auth: None,
         healthcheck: None,
-    })
+    }))
 }
 
 /// Vector's own metrics, exposed for Prometheus on [`METRICS_PORT`].

@@ -96,7 +96,7 @@ pub struct MetricToLog {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Sink {
-    AwsS3(AwsS3),
+    AwsS3(Box<AwsS3>),
     PrometheusExporter(PrometheusExporter),
 }
 
