@@ -7,6 +7,8 @@
 
 pub mod api;
 pub mod controller;
+pub mod discover;
+pub mod greptime;
 pub mod model;
 pub mod render;
 pub mod vector;

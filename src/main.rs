@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use monitoring_operator::api::{self, MonitoringServices};
-use monitoring_operator::{controller, model, render};
+use monitoring_operator::{controller, discover, model, render};
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +29,31 @@ enum Command {
         /// Log format.
         #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
+        /// Image of the per-node discovery sidecar in the metrics pods (this operator's image).
+        #[arg(long, env = "DISCOVERY_IMAGE", default_value = model::DEFAULT_DISCOVERY_IMAGE)]
+        discovery_image: String,
+        /// Reach GreptimeDB's HTTP API at this URL instead of http://<cluster>-frontend.<ns>.svc:<port>
+        /// (for an operator running outside the cluster, e.g. through a port-forward).
+        #[arg(long, env = "GREPTIMEDB_URL")]
+        greptimedb_url: Option<String>,
+    },
+    /// Per-node scrape-target discovery: the sidecar of the metrics collector. Watches the
+    /// pods of one node and writes the Vector config file with that node's targets.
+    Discover {
+        /// The node whose pods are scraped (in a pod: from spec.nodeName).
+        #[arg(long, env = "NODE_NAME")]
+        node: String,
+        /// Discovery settings written by the operator (the metrics ConfigMap's discovery.json).
+        #[arg(long)]
+        settings: PathBuf,
+        /// The Vector config file to write.
+        #[arg(long)]
+        output: PathBuf,
+        /// Write the file once and exit (the init container).
+        #[arg(long)]
+        once: bool,
+        #[arg(long, env = "LOG_FORMAT", default_value = "json", value_parser = ["text", "json"])]
+        log_format: String,
     },
     /// Print the CustomResourceDefinition YAML.
     Crd,
@@ -50,19 +75,23 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => print!("{}", api::crd_yaml()),
         Command::Render { file, namespace } => print!("{}", render_file(&file, &namespace)?),
-        Command::Run {
-            namespace,
-            log_format,
-        } => {
+        Command::Run { namespace, log_format, discovery_image, greptimedb_url } => {
             init_logging(&log_format);
-            let client = kube::Client::try_default()
-                .await
-                .context("no Kubernetes configuration found")?;
-            tracing::info!(
-                namespace = namespace.as_deref().unwrap_or("<all>"),
-                "starting controller"
-            );
-            controller::run(client, namespace).await;
+            let client = kube::Client::try_default().await.context("no Kubernetes configuration found")?;
+            tracing::info!(namespace = namespace.as_deref().unwrap_or("<all>"), "starting controller");
+            let settings = controller::Settings { namespace, discovery_image, greptime_url: greptimedb_url };
+            controller::run(client, settings).await;
+        }
+        Command::Discover { node, settings, output, once, log_format } => {
+            init_logging(&log_format);
+            let text = std::fs::read_to_string(&settings).with_context(|| format!("reading {}", settings.display()))?;
+            let s: discover::Settings = serde_json::from_str(&text).context("parsing discovery settings")?;
+            let client = kube::Client::try_default().await.context("no Kubernetes configuration found")?;
+            if once {
+                discover::run::once(client, &node, &s, &output).await?;
+            } else {
+                discover::run::watch(client, &node, &s, &output).await?;
+            }
         }
     }
     Ok(())
@@ -70,8 +99,7 @@ async fn main() -> anyhow::Result<()> {
 
 fn init_logging(format: &str) {
     use tracing_subscriber::{EnvFilter, fmt};
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
     if format == "json" {
         fmt().json().with_env_filter(filter).init();
     } else {
@@ -93,19 +121,15 @@ fn render_file(file: &PathBuf, default_ns: &str) -> anyhow::Result<String> {
             continue;
         }
         found += 1;
-        let mut ms: MonitoringServices =
-            serde_json::from_value(value).context("parsing MonitoringServices")?;
+        let mut ms: MonitoringServices = serde_json::from_value(value).context("parsing MonitoringServices")?;
         if ms.metadata.namespace.is_none() {
             ms.metadata.namespace = Some(default_ns.to_string());
         }
-        let m =
-            model::build(&ms).map_err(|e| anyhow::anyhow!("invalid MonitoringServices: {e}"))?;
+        let mut m = model::build(&ms).map_err(|e| anyhow::anyhow!("invalid MonitoringServices: {e}"))?;
+        // No cluster to ask: assume the referenced GreptimeDB at its default address.
+        m.greptime_target = m.assumed_greptime_target();
         out.push_str(&render::to_yaml(&render::render(&m, None)));
     }
-    anyhow::ensure!(
-        found > 0,
-        "no MonitoringServices document in {}",
-        file.display()
-    );
+    anyhow::ensure!(found > 0, "no MonitoringServices document in {}", file.display());
     Ok(out)
 }

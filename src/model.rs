@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::{Affinity, EnvVar, Toleration};
 use kube::ResourceExt;
 
 use crate::api::{
-    ArchiveSpec, Cloud, Compression, ContainerSpec, DEFAULT_IMAGE_TAG, EncodingCodec, EnvValue,
-    GreptimeDbRef, MonitoringServices, PullPolicy, ResourceSpec, S3Partition, SelectionSpec,
+    ArchiveSpec, Cloud, Compression, ContainerSpec, DEFAULT_IMAGE_TAG, EncodingCodec, EnvValue, GreptimeDbRef,
+    MonitoringServices, PullPolicy, ResourceSpec, S3Partition, SelectionSpec,
 };
 
 /// A spec the schema accepted but that cannot work.
@@ -23,10 +23,7 @@ pub struct SpecError {
 }
 
 fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
-    SpecError {
-        field: field.into(),
-        message: message.into(),
-    }
+    SpecError { field: field.into(), message: message.into() }
 }
 
 /// How collectors get Kubernetes API access.
@@ -57,8 +54,58 @@ pub struct Model {
     pub logs: Option<Collector>,
     pub metrics: Option<MetricsCollector>,
     pub greptime: Option<GreptimeDbRef>,
+    /// Where GreptimeDB is, once the referenced cluster was found (set by the controller,
+    /// or assumed at its default address by `render`). None: no real-time sinks.
+    pub greptime_target: Option<GreptimeTarget>,
+    /// Image of the discovery sidecar (this operator's own image).
+    pub discovery_image: String,
     /// Things that work but not as the user may expect; surfaced in status.
     pub warnings: Vec<String>,
+}
+
+/// Default image for the per-node discovery sidecar: this operator's own image.
+pub const DEFAULT_DISCOVERY_IMAGE: &str = concat!("ghcr.io/e6data/monitoring-operator:", env!("CARGO_PKG_VERSION"));
+
+/// A reachable GreptimeDB for the real-time branch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GreptimeTarget {
+    /// `host:port` of the frontend's HTTP API.
+    pub endpoint: String,
+    pub database: String,
+    pub logs_table: String,
+    /// Log pipeline the logs sink writes through.
+    pub pipeline_name: String,
+    pub logs: bool,
+    pub metrics: bool,
+}
+
+impl GreptimeTarget {
+    /// The target for `r` at `endpoint`.
+    pub fn new(r: &GreptimeDbRef, endpoint: String) -> GreptimeTarget {
+        GreptimeTarget {
+            endpoint,
+            database: r.database.clone(),
+            logs_table: r.logs_table.clone(),
+            pipeline_name: crate::greptime::pipeline_name(),
+            logs: r.logs_enabled,
+            metrics: r.metrics_enabled,
+        }
+    }
+}
+
+impl Model {
+    /// Namespace of the referenced GreptimeDBCluster (default: the resource's own).
+    pub fn greptime_namespace(&self) -> Option<String> {
+        self.greptime.as_ref().map(|g| g.namespace.clone().unwrap_or_else(|| self.namespace.clone()))
+    }
+
+    /// The GreptimeDB target at the cluster's default frontend address
+    /// (`<cluster>-frontend.<namespace>.svc:4000`), used when no cluster can be asked.
+    pub fn assumed_greptime_target(&self) -> Option<GreptimeTarget> {
+        let r = self.greptime.as_ref()?;
+        let ns = self.greptime_namespace()?;
+        Some(GreptimeTarget::new(r, crate::greptime::default_endpoint(&r.name, &ns)))
+    }
 }
 
 /// Scheduling and pull settings shared by both DaemonSets.
@@ -109,26 +156,19 @@ pub struct Archive {
 /// Validate and default. `namespace` is the CR's namespace.
 pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
     let name = ms.name_any();
-    let namespace = ms
-        .namespace()
-        .ok_or_else(|| err("metadata.namespace", "must be set"))?;
+    let namespace = ms.namespace().ok_or_else(|| err("metadata.namespace", "must be set"))?;
     let spec = &ms.spec;
-    let scope = if spec.use_cluster_role {
-        Scope::Cluster
-    } else {
-        Scope::Namespace
-    };
+    let scope = if spec.use_cluster_role { Scope::Cluster } else { Scope::Namespace };
     let mut warnings = Vec::new();
 
-    let (service_account, create_service_account) =
-        match (&spec.service_account, spec.auto_create_rbac) {
-            (Some(sa), _) => (sa.clone(), false),
-            (None, true) => (format!("{name}-vector"), true),
-            (None, false) => {
-                check_dns_subdomain("spec.workspace", &spec.workspace.to_lowercase())?;
-                (spec.workspace.to_lowercase(), false)
-            }
-        };
+    let (service_account, create_service_account) = match (&spec.service_account, spec.auto_create_rbac) {
+        (Some(sa), _) => (sa.clone(), false),
+        (None, true) => (format!("{name}-vector"), true),
+        (None, false) => {
+            check_dns_subdomain("spec.workspace", &spec.workspace.to_lowercase())?;
+            (spec.workspace.to_lowercase(), false)
+        }
+    };
 
     for (i, s) in spec.image_pull_secrets.iter().enumerate() {
         check_dns_subdomain(&format!("spec.imagePullSecrets[{i}]"), s)?;
@@ -142,10 +182,7 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
     }
     let tolerations = spec.tolerations.clone().unwrap_or_else(|| {
         // Collectors belong on every node, tainted ones included.
-        vec![Toleration {
-            operator: Some("Exists".into()),
-            ..Default::default()
-        }]
+        vec![Toleration { operator: Some("Exists".into()), ..Default::default() }]
     });
     let pod = PodSettings {
         image_pull_secrets: spec.image_pull_secrets.clone(),
@@ -171,10 +208,7 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
     let metrics = match &spec.vector_metrics {
         Some(m) if m.enabled => {
             if m.scrape_timeout >= m.scrape_interval {
-                return Err(err(
-                    "spec.vectorMetrics.scrapeTimeout",
-                    "must be less than scrapeInterval",
-                ));
+                return Err(err("spec.vectorMetrics.scrapeTimeout", "must be less than scrapeInterval"));
             }
             Some(MetricsCollector {
                 common: collector(
@@ -188,14 +222,8 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
                     &namespace,
                     &mut warnings,
                 )?,
-                scrape_interval_secs: positive(
-                    "spec.vectorMetrics.scrapeInterval",
-                    m.scrape_interval.into(),
-                )?,
-                scrape_timeout_secs: positive(
-                    "spec.vectorMetrics.scrapeTimeout",
-                    m.scrape_timeout.into(),
-                )?,
+                scrape_interval_secs: positive("spec.vectorMetrics.scrapeInterval", m.scrape_interval.into())?,
+                scrape_timeout_secs: positive("spec.vectorMetrics.scrapeTimeout", m.scrape_timeout.into())?,
                 scrape_annotation: m.prometheus_pod_annotation.clone(),
                 port_annotation: m.prometheus_port_annotation.clone(),
                 path_annotation: m.prometheus_path_annotation.clone(),
@@ -218,6 +246,8 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
         logs,
         metrics,
         greptime: spec.greptime_ref.clone(),
+        greptime_target: None,
+        discovery_image: DEFAULT_DISCOVERY_IMAGE.into(),
         warnings,
     })
 }
@@ -237,27 +267,13 @@ fn collector(
     let vars = &container.config_variables;
     for k in vars.keys() {
         if !is_env_name(k) {
-            return Err(err(
-                format!("{path}.configVariables"),
-                format!("{k:?} is not a valid variable name"),
-            ));
+            return Err(err(format!("{path}.configVariables"), format!("{k:?} is not a valid variable name")));
         }
     }
-    let sub = |field: &str, v: &str| {
-        substitute(
-            &format!("{path}.{field}"),
-            v,
-            vars,
-            &format!("{path}.configVariables"),
-        )
-    };
+    let sub =
+        |field: &str, v: &str| substitute(&format!("{path}.{field}"), v, vars, &format!("{path}.configVariables"));
     let required = |field: &str, v: &Option<String>| -> Result<String, SpecError> {
-        let v = v.as_deref().ok_or_else(|| {
-            err(
-                format!("{path}.{field}"),
-                "required when the component is enabled",
-            )
-        })?;
+        let v = v.as_deref().ok_or_else(|| err(format!("{path}.{field}"), "required when the component is enabled"))?;
         let v = sub(field, v)?;
         if v.trim().is_empty() {
             return Err(err(format!("{path}.{field}"), "must not be empty"));
@@ -266,32 +282,19 @@ fn collector(
     };
     let bucket = required("s3Bucket", &archive.s3_bucket)?;
     if bucket.contains('/') || bucket.starts_with("s3:") {
-        return Err(err(
-            format!("{path}.s3Bucket"),
-            "must be a bucket name without s3:// or /",
-        ));
+        return Err(err(format!("{path}.s3Bucket"), "must be a bucket name without s3:// or /"));
     }
     let region = required("s3Region", &archive.s3_region)?;
-    let endpoint = archive
-        .s3_endpoint
-        .as_deref()
-        .map(|e| sub("s3Endpoint", e))
-        .transpose()?;
+    let endpoint = archive.s3_endpoint.as_deref().map(|e| sub("s3Endpoint", e)).transpose()?;
     if let Some(e) = &endpoint
         && !(e.starts_with("http://") || e.starts_with("https://"))
     {
-        return Err(err(
-            format!("{path}.s3Endpoint"),
-            "must be an absolute http:// or https:// URL",
-        ));
+        return Err(err(format!("{path}.s3Endpoint"), "must be an absolute http:// or https:// URL"));
     }
     let prefix = sub("s3Prefix", prefix)?;
     let prefix = prefix.trim_matches('/').to_string();
     if prefix.is_empty() || prefix.contains("{{") || prefix.contains('%') || prefix.contains("..") {
-        return Err(err(
-            format!("{path}.s3Prefix"),
-            "must be a non-empty literal key prefix without {{, % or ..",
-        ));
+        return Err(err(format!("{path}.s3Prefix"), "must be a non-empty literal key prefix without {{, % or .."));
     }
 
     for (k, v) in selection.include_pod_labels.iter() {
@@ -301,11 +304,7 @@ fn collector(
         check_label(&format!("{path}.excludePodLabels"), k, v)?;
     }
     if scope == Scope::Namespace {
-        if let Some(other) = selection
-            .include_namespaces
-            .iter()
-            .find(|n| n.as_str() != namespace)
-        {
+        if let Some(other) = selection.include_namespaces.iter().find(|n| n.as_str() != namespace) {
             return Err(err(
                 format!("{path}.includeNamespaces"),
                 format!(
@@ -363,9 +362,7 @@ fn collector(
     }
 
     let image = container.image.clone().unwrap_or_default();
-    let repo = image
-        .repository
-        .unwrap_or_else(|| image_repository.to_string());
+    let repo = image.repository.unwrap_or_else(|| image_repository.to_string());
     let tag = image.tag.unwrap_or_else(|| DEFAULT_IMAGE_TAG.to_string());
     Ok(Collector {
         image: format!("{repo}:{tag}"),
@@ -379,10 +376,7 @@ fn collector(
             prefix,
             partition: archive.s3_partition,
             batch_max_bytes: positive(&format!("{path}.batchMaxBytes"), archive.batch_max_bytes)?,
-            batch_timeout_secs: positive(
-                &format!("{path}.batchTimeoutSecs"),
-                archive.batch_timeout_secs.into(),
-            )?,
+            batch_timeout_secs: positive(&format!("{path}.batchTimeoutSecs"), archive.batch_timeout_secs.into())?,
             compression: archive.compression,
             codec: archive.encoding_codec,
         },
@@ -391,17 +385,10 @@ fn collector(
 }
 
 /// Variables the DaemonSet sets itself.
-const RESERVED_ENV: [&str; 3] = [
-    "VECTOR_SELF_NODE_NAME",
-    "VECTOR_SELF_POD_NAME",
-    "VECTOR_SELF_POD_NAMESPACE",
-];
+const RESERVED_ENV: [&str; 3] = ["VECTOR_SELF_NODE_NAME", "VECTOR_SELF_POD_NAME", "VECTOR_SELF_POD_NAMESPACE"];
 
 fn positive(field: &str, v: i64) -> Result<u64, SpecError> {
-    u64::try_from(v)
-        .ok()
-        .filter(|v| *v > 0)
-        .ok_or_else(|| err(field, "must be greater than 0"))
+    u64::try_from(v).ok().filter(|v| *v > 0).ok_or_else(|| err(field, "must be greater than 0"))
 }
 
 /// Replace every `${NAME}` in `value` from `vars`; an unknown name is an error naming `field`.
@@ -416,16 +403,11 @@ pub fn substitute(
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after
-            .find('}')
-            .ok_or_else(|| err(field, "unterminated ${ reference"))?;
+        let end = after.find('}').ok_or_else(|| err(field, "unterminated ${ reference"))?;
         let key = &after[..end];
-        let v = vars.get(key).ok_or_else(|| {
-            err(
-                field,
-                format!("references ${{{key}}}, which is not defined in {vars_field}"),
-            )
-        })?;
+        let v = vars
+            .get(key)
+            .ok_or_else(|| err(field, format!("references ${{{key}}}, which is not defined in {vars_field}")))?;
         out.push_str(v);
         rest = &after[end + 1..];
     }
@@ -442,18 +424,10 @@ fn is_env_name(s: &str) -> bool {
 fn check_dns_subdomain(field: &str, s: &str) -> Result<(), SpecError> {
     let ok = !s.is_empty()
         && s.len() <= 253
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric());
-    if ok {
-        Ok(())
-    } else {
-        Err(err(
-            field,
-            format!("{s:?} is not a valid Kubernetes object name"),
-        ))
-    }
+    if ok { Ok(()) } else { Err(err(field, format!("{s:?} is not a valid Kubernetes object name"))) }
 }
 
 fn is_label_segment(s: &str, max: usize, allow_empty: bool) -> bool {
@@ -461,8 +435,7 @@ fn is_label_segment(s: &str, max: usize, allow_empty: bool) -> bool {
         return allow_empty;
     }
     s.len() <= max
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
         && s.starts_with(|c: char| c.is_ascii_alphanumeric())
         && s.ends_with(|c: char| c.is_ascii_alphanumeric())
 }
@@ -476,17 +449,13 @@ pub fn check_label(field: &str, key: &str, value: &str) -> Result<(), SpecError>
     let prefix_ok = prefix.is_none_or(|p| {
         !p.is_empty()
             && p.len() <= 253
-            && p.chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
+            && p.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.')
     });
     if !prefix_ok || !is_label_segment(name, 63, false) {
         return Err(err(field, format!("{key:?} is not a valid label key")));
     }
     if !is_label_segment(value, 63, true) {
-        return Err(err(
-            format!("{field}.{key}"),
-            format!("{value:?} is not a valid label value"),
-        ));
+        return Err(err(format!("{field}.{key}"), format!("{value:?} is not a valid label value")));
     }
     Ok(())
 }
@@ -501,22 +470,11 @@ mod tests {
 
     #[test]
     fn substitutes_and_names_missing_variables() {
-        assert_eq!(
-            substitute("f", "x-${BUCKET}-y", &vars(), "v").unwrap(),
-            "x-b1-y"
-        );
-        let e = substitute(
-            "spec.vectorLogs.s3Bucket",
-            "${NOPE}",
-            &vars(),
-            "spec.vectorLogs.configVariables",
-        )
-        .unwrap_err();
+        assert_eq!(substitute("f", "x-${BUCKET}-y", &vars(), "v").unwrap(), "x-b1-y");
+        let e =
+            substitute("spec.vectorLogs.s3Bucket", "${NOPE}", &vars(), "spec.vectorLogs.configVariables").unwrap_err();
         assert_eq!(e.field, "spec.vectorLogs.s3Bucket");
-        assert!(
-            e.message.contains("${NOPE}") && e.message.contains("configVariables"),
-            "{e}"
-        );
+        assert!(e.message.contains("${NOPE}") && e.message.contains("configVariables"), "{e}");
         assert!(substitute("f", "${OPEN", &vars(), "v").is_err());
     }
 
@@ -525,9 +483,6 @@ mod tests {
         assert!(check_label("f", "app", "debug").is_ok());
         assert!(check_label("f", "example.com/app", "").is_ok());
         assert!(check_label("f", "bad key", "x").is_err());
-        assert_eq!(
-            check_label("f", "app", "bad value").unwrap_err().field,
-            "f.app"
-        );
+        assert_eq!(check_label("f", "app", "bad value").unwrap_err().field, "f.app");
     }
 }

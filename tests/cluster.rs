@@ -37,36 +37,25 @@ fn basic_spec() -> Value {
 
 async fn create(client: &Client, ns: &str, body: Value) -> kube::Result<MonitoringServices> {
     let ms: MonitoringServices = serde_json::from_value(body).unwrap();
-    Api::<MonitoringServices>::namespaced(client.clone(), ns)
-        .create(&PostParams::default(), &ms)
-        .await
+    Api::<MonitoringServices>::namespaced(client.clone(), ns).create(&PostParams::default(), &ms).await
 }
 
 async fn create_raw(client: &Client, ns: &str, body: Value) -> kube::Result<Value> {
     let ar = kube::api::ApiResource::erase::<MonitoringServices>(&());
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     let obj: kube::api::DynamicObject = serde_json::from_value(body).unwrap();
-    api.create(&PostParams::default(), &obj)
-        .await
-        .map(|o| serde_json::to_value(o).unwrap())
+    api.create(&PostParams::default(), &obj).await.map(|o| serde_json::to_value(o).unwrap())
 }
 
 async fn patch_spec(client: &Client, ns: &str, name: &str, spec: Value) {
     Api::<MonitoringServices>::namespaced(client.clone(), ns)
-        .patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": spec})),
-        )
+        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec})))
         .await
         .unwrap();
 }
 
 async fn get_ms(client: &Client, ns: &str, name: &str) -> MonitoringServices {
-    Api::<MonitoringServices>::namespaced(client.clone(), ns)
-        .get(name)
-        .await
-        .unwrap()
+    Api::<MonitoringServices>::namespaced(client.clone(), ns).get(name).await.unwrap()
 }
 
 /// Wait until status reflects the current generation and `pred` holds.
@@ -79,8 +68,7 @@ async fn wait_status(
 ) -> MonitoringServices {
     eventually(what, LONG, || async {
         let ms = get_ms(client, ns, name).await;
-        let current =
-            ms.status.as_ref().and_then(|s| s.observed_generation) == ms.metadata.generation;
+        let current = ms.status.as_ref().and_then(|s| s.observed_generation) == ms.metadata.generation;
         (current && pred(&ms)).then_some(ms)
     })
     .await
@@ -96,11 +84,7 @@ async fn child_names(client: &Client, ns: &str, name: &str) -> BTreeSet<(Kind, S
     let mut out = BTreeSet::new();
     macro_rules! collect {
         ($t:ty, $k:expr) => {
-            for o in Api::<$t>::namespaced(client.clone(), ns)
-                .list(&lp)
-                .await
-                .unwrap()
-            {
+            for o in Api::<$t>::namespaced(client.clone(), ns).list(&lp).await.unwrap() {
                 out.insert(($k, o.name_any()));
             }
         };
@@ -110,21 +94,11 @@ async fn child_names(client: &Client, ns: &str, name: &str) -> BTreeSet<(Kind, S
     collect!(RoleBinding, Kind::RoleBinding);
     collect!(ConfigMap, Kind::ConfigMap);
     collect!(DaemonSet, Kind::DaemonSet);
-    let clp = ListParams::default().labels(&format!(
-        "e6data.io/owner-namespace={ns},e6data.io/owner-name={name}"
-    ));
-    for o in Api::<ClusterRole>::all(client.clone())
-        .list(&clp)
-        .await
-        .unwrap()
-    {
+    let clp = ListParams::default().labels(&format!("e6data.io/owner-namespace={ns},e6data.io/owner-name={name}"));
+    for o in Api::<ClusterRole>::all(client.clone()).list(&clp).await.unwrap() {
         out.insert((Kind::ClusterRole, o.name_any()));
     }
-    for o in Api::<ClusterRoleBinding>::all(client.clone())
-        .list(&clp)
-        .await
-        .unwrap()
-    {
+    for o in Api::<ClusterRoleBinding>::all(client.clone()).list(&clp).await.unwrap() {
         out.insert((Kind::ClusterRoleBinding, o.name_any()));
     }
     out
@@ -135,24 +109,16 @@ fn rendered(ms: &MonitoringServices) -> Vec<render::Child> {
 }
 
 async fn config_map(client: &Client, ns: &str, name: &str) -> Option<ConfigMap> {
-    Api::<ConfigMap>::namespaced(client.clone(), ns)
-        .get_opt(name)
-        .await
-        .unwrap()
+    Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(name).await.unwrap()
 }
 
 #[tokio::test]
 async fn crd_is_served_with_short_name_and_columns() {
     let out = env().kubectl(&["api-resources", "--api-group=e6data.io", "-o", "wide"]);
-    assert!(
-        out.contains("monitoringservices") && out.contains(" ms ") && out.contains("v1alpha2"),
-        "{out}"
-    );
+    assert!(out.contains("monitoringservices") && out.contains(" ms ") && out.contains("v1alpha2"), "{out}");
     // The OpenAPI document that `explain` reads is published a moment after the CRD.
     let explain = eventually("kubectl explain", SHORT, || async {
-        env()
-            .kubectl_result(&["explain", "ms.spec.vectorLogs.s3Partition"])
-            .ok()
+        env().kubectl_result(&["explain", "ms.spec.vectorLogs.s3Partition"]).ok()
     })
     .await;
     assert!(explain.contains("Time partitioning"), "{explain}");
@@ -182,10 +148,7 @@ async fn seed_examples_apply_unchanged_and_get_their_children() {
             continue; // the Secret of 4.2's second variant
         }
         let ms = get_ms(&client, ns, "monitoring").await;
-        let want: BTreeSet<(Kind, String)> = rendered(&ms)
-            .iter()
-            .map(|c| (c.kind, c.name().to_string()))
-            .collect();
+        let want: BTreeSet<(Kind, String)> = rendered(&ms).iter().map(|c| (c.kind, c.name().to_string())).collect();
         eventually(&format!("{file}: children {want:?}"), LONG, || async {
             (child_names(&client, ns, "monitoring").await == want).then_some(())
         })
@@ -195,11 +158,7 @@ async fn seed_examples_apply_unchanged_and_get_their_children() {
         // Config content is exactly what the renderer produces for the stored CR.
         for child in rendered(&ms).iter().filter(|c| c.kind == Kind::ConfigMap) {
             let cm = config_map(&client, ns, child.name()).await.unwrap();
-            assert_eq!(
-                serde_json::to_value(cm.data.as_ref().unwrap()).unwrap(),
-                child.object.data["data"],
-                "{file}"
-            );
+            assert_eq!(serde_json::to_value(cm.data.as_ref().unwrap()).unwrap(), child.object.data["data"], "{file}");
             let owner = &cm.owner_references()[0];
             assert_eq!(
                 (owner.kind.as_str(), owner.uid.as_str(), owner.controller),
@@ -256,38 +215,22 @@ async fn invalid_resources_are_rejected_by_the_apiserver() {
             json!({"workspace": "w", "tenant": "t", "vectorLogs": {"s3Bucket": "bkt", "s3Region": "r", "s3Endpoint": "minio:9000"}}),
             "s3Endpoint must be an absolute",
         ),
-        (
-            json!({"workspace": "bad workspace", "tenant": "t"}),
-            "spec.workspace",
-        ),
+        (json!({"workspace": "bad workspace", "tenant": "t"}), "spec.workspace"),
         (json!({"tenant": "t"}), "spec.workspace: Required value"),
-        (
-            json!({"workspace": "w", "tenant": "t", "cloud": "IBM"}),
-            "spec.cloud",
-        ),
+        (json!({"workspace": "w", "tenant": "t", "cloud": "IBM"}), "spec.cloud"),
         (
             json!({"workspace": "w", "tenant": "t", "vectorLogs": {"s3Bucket": "bkt", "s3Region": "r", "s3Partition": "week"}}),
             "s3Partition",
         ),
     ];
     for (spec, expect) in cases {
-        let err = create_raw(&client, &ns, ms_json("bad", spec.clone()))
-            .await
-            .expect_err(&format!("{spec} accepted"));
-        let kube::Error::Api(e) = err else {
-            panic!("{err}")
-        };
+        let err = create_raw(&client, &ns, ms_json("bad", spec.clone())).await.expect_err(&format!("{spec} accepted"));
+        let kube::Error::Api(e) = err else { panic!("{err}") };
         assert_eq!(e.code, 422, "{spec}: {}", e.message);
-        assert!(
-            e.message.contains(expect),
-            "{spec}: {:?} lacks {expect:?}",
-            e.message
-        );
+        assert!(e.message.contains(expect), "{spec}: {:?} lacks {expect:?}", e.message);
     }
     let long = "m".repeat(48);
-    let err = create(&client, &ns, ms_json(&long, basic_spec()))
-        .await
-        .unwrap_err();
+    let err = create(&client, &ns, ms_json(&long, basic_spec())).await.unwrap_err();
     assert!(err.to_string().contains("at most 47 characters"), "{err}");
 }
 
@@ -298,51 +241,19 @@ async fn semantic_errors_fail_and_leave_children_untouched() {
     let client = env().client().await;
     let ns = namespace(&client, "semantic").await;
     start_controller(&ns).await;
-    create(&client, &ns, ms_json("mon", basic_spec()))
-        .await
-        .unwrap();
+    create(&client, &ns, ms_json("mon", basic_spec())).await.unwrap();
     let cm_name = "mon-vector-logs-config";
-    let before = eventually("logs config", SHORT, || async {
-        config_map(&client, &ns, cm_name).await
-    })
-    .await;
+    let before = eventually("logs config", SHORT, || async { config_map(&client, &ns, cm_name).await }).await;
     wait_status(&client, &ns, "mon", "first status", |m| m.status.is_some()).await;
 
-    patch_spec(
-        &client,
-        &ns,
-        "mon",
-        json!({"vectorLogs": {"includeNamespaces": ["someone-else"]}}),
-    )
-    .await;
-    let ms = wait_status(&client, &ns, "mon", "Failed", |m| {
-        phase(m) == Some(Phase::Failed)
-    })
-    .await;
+    patch_spec(&client, &ns, "mon", json!({"vectorLogs": {"includeNamespaces": ["someone-else"]}})).await;
+    let ms = wait_status(&client, &ns, "mon", "Failed", |m| phase(m) == Some(Phase::Failed)).await;
     let st = ms.status.unwrap();
-    assert!(
-        st.message
-            .as_deref()
-            .unwrap()
-            .contains("spec.vectorLogs.includeNamespaces"),
-        "{:?}",
-        st.message
-    );
-    let cond = st
-        .conditions
-        .iter()
-        .find(|c| c.type_ == "SpecValid")
-        .unwrap();
-    assert_eq!(
-        (cond.status.as_str(), cond.reason.as_str()),
-        ("False", "InvalidSpec")
-    );
+    assert!(st.message.as_deref().unwrap().contains("spec.vectorLogs.includeNamespaces"), "{:?}", st.message);
+    let cond = st.conditions.iter().find(|c| c.type_ == "SpecValid").unwrap();
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "InvalidSpec"));
     let after = config_map(&client, &ns, cm_name).await.unwrap();
-    assert_eq!(
-        before.resource_version(),
-        after.resource_version(),
-        "config was touched by an invalid spec"
-    );
+    assert_eq!(before.resource_version(), after.resource_version(), "config was touched by an invalid spec");
 
     patch_spec(
         &client,
@@ -352,32 +263,14 @@ async fn semantic_errors_fail_and_leave_children_untouched() {
     )
     .await;
     let ms = wait_status(&client, &ns, "mon", "Failed on variable", |m| {
-        m.status
-            .as_ref()
-            .and_then(|s| s.message.as_deref())
-            .is_some_and(|msg| msg.contains("${BUCKET}"))
+        m.status.as_ref().and_then(|s| s.message.as_deref()).is_some_and(|msg| msg.contains("${BUCKET}"))
     })
     .await;
-    assert!(
-        ms.status
-            .unwrap()
-            .message
-            .unwrap()
-            .starts_with("spec.vectorLogs.s3Bucket:")
-    );
+    assert!(ms.status.unwrap().message.unwrap().starts_with("spec.vectorLogs.s3Bucket:"));
 
     // Fixing it (defining the variable) recovers, with the value substituted.
-    patch_spec(
-        &client,
-        &ns,
-        "mon",
-        json!({"vectorLogs": {"configVariables": {"BUCKET": "from-var"}}}),
-    )
-    .await;
-    wait_status(&client, &ns, "mon", "recovered", |m| {
-        phase(m) != Some(Phase::Failed)
-    })
-    .await;
+    patch_spec(&client, &ns, "mon", json!({"vectorLogs": {"configVariables": {"BUCKET": "from-var"}}})).await;
+    wait_status(&client, &ns, "mon", "recovered", |m| phase(m) != Some(Phase::Failed)).await;
     let cm = config_map(&client, &ns, cm_name).await.unwrap();
     assert!(cm.data.unwrap()["vector.yaml"].contains("bucket: from-var"));
 }
@@ -387,9 +280,7 @@ async fn spec_changes_roll_config_and_disabling_deletes_children() {
     let client = env().client().await;
     let ns = namespace(&client, "update").await;
     start_controller(&ns).await;
-    create(&client, &ns, ms_json("mon", basic_spec()))
-        .await
-        .unwrap();
+    create(&client, &ns, ms_json("mon", basic_spec())).await.unwrap();
     let dss = Api::<DaemonSet>::namespaced(client.clone(), &ns);
     let hash = |d: &DaemonSet| {
         d.spec
@@ -404,41 +295,22 @@ async fn spec_changes_roll_config_and_disabling_deletes_children() {
             .unwrap()["e6data.io/config-hash"]
             .clone()
     };
-    let first = eventually("logs DaemonSet", SHORT, || async {
-        dss.get_opt("mon-vector-logs").await.unwrap()
-    })
-    .await;
+    let first = eventually("logs DaemonSet", SHORT, || async { dss.get_opt("mon-vector-logs").await.unwrap() }).await;
 
-    patch_spec(
-        &client,
-        &ns,
-        "mon",
-        json!({"vectorLogs": {"s3Prefix": "changed-prefix"}}),
-    )
-    .await;
+    patch_spec(&client, &ns, "mon", json!({"vectorLogs": {"s3Prefix": "changed-prefix"}})).await;
     let second = eventually("config hash change", SHORT, || async {
         let d = dss.get("mon-vector-logs").await.unwrap();
         (hash(&d) != hash(&first)).then_some(d)
     })
     .await;
-    let cm = config_map(&client, &ns, "mon-vector-logs-config")
-        .await
-        .unwrap();
+    let cm = config_map(&client, &ns, "mon-vector-logs-config").await.unwrap();
     assert!(cm.data.unwrap()["vector.yaml"].contains("key_prefix: changed-prefix/"));
     assert!(second.metadata.generation > first.metadata.generation);
 
-    patch_spec(
-        &client,
-        &ns,
-        "mon",
-        json!({"vectorMetrics": {"enabled": false}}),
-    )
-    .await;
+    patch_spec(&client, &ns, "mon", json!({"vectorMetrics": {"enabled": false}})).await;
     eventually("metrics children deleted", SHORT, || async {
         let gone = dss.get_opt("mon-vector-metrics").await.unwrap().is_none()
-            && config_map(&client, &ns, "mon-vector-metrics-config")
-                .await
-                .is_none();
+            && config_map(&client, &ns, "mon-vector-metrics-config").await.is_none();
         gone.then_some(())
     })
     .await;
@@ -453,54 +325,28 @@ async fn spec_changes_roll_config_and_disabling_deletes_children() {
     let cluster_name = format!("monitoringservices:{ns}:mon-vector");
     eventually("ClusterRole instead of Role", SHORT, || async {
         let names = child_names(&client, &ns, "mon").await;
-        (names.contains(&(Kind::ClusterRole, cluster_name.clone()))
-            && !names.iter().any(|(k, _)| *k == Kind::Role))
-        .then_some(())
+        (names.contains(&(Kind::ClusterRole, cluster_name.clone())) && !names.iter().any(|(k, _)| *k == Kind::Role))
+            .then_some(())
     })
     .await;
-    let cm = config_map(&client, &ns, "mon-vector-logs-config")
-        .await
-        .unwrap();
+    let cm = config_map(&client, &ns, "mon-vector-logs-config").await.unwrap();
     assert!(cm.data.unwrap()["vector.yaml"].contains("type: kubernetes_logs"));
 
     // Deleting the CR removes everything, cluster-scoped objects included.
-    Api::<MonitoringServices>::namespaced(client.clone(), &ns)
-        .delete("mon", &DeleteParams::default())
-        .await
-        .unwrap();
-    eventually("all children gone", LONG, || async {
-        child_names(&client, &ns, "mon")
-            .await
-            .is_empty()
-            .then_some(())
-    })
-    .await;
+    Api::<MonitoringServices>::namespaced(client.clone(), &ns).delete("mon", &DeleteParams::default()).await.unwrap();
+    eventually("all children gone", LONG, || async { child_names(&client, &ns, "mon").await.is_empty().then_some(()) })
+        .await;
     eventually("CR gone", SHORT, || async {
-        Api::<MonitoringServices>::namespaced(client.clone(), &ns)
-            .get_opt("mon")
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
+        Api::<MonitoringServices>::namespaced(client.clone(), &ns).get_opt("mon").await.unwrap().is_none().then_some(())
     })
     .await;
 }
 
 /// Bind the DaemonSet's pods to their nodes and set their Ready condition, as a kubelet would.
-async fn set_pods_ready(
-    client: &Client,
-    ns: &str,
-    selector: &str,
-    ready: bool,
-    limit: usize,
-) -> usize {
+async fn set_pods_ready(client: &Client, ns: &str, selector: &str, ready: bool, limit: usize) -> usize {
     let pods = Api::<Pod>::namespaced(client.clone(), ns);
     let mut n = 0;
-    for pod in pods
-        .list(&ListParams::default().labels(selector))
-        .await
-        .unwrap()
-    {
+    for pod in pods.list(&ListParams::default().labels(selector)).await.unwrap() {
         if n >= limit {
             break;
         }
@@ -515,11 +361,8 @@ async fn set_pods_ready(
                 .unwrap()
                 .required_during_scheduling_ignored_during_execution
                 .unwrap();
-            let node = terms.node_selector_terms[0].match_fields.as_ref().unwrap()[0]
-                .values
-                .as_ref()
-                .unwrap()[0]
-                .clone();
+            let node =
+                terms.node_selector_terms[0].match_fields.as_ref().unwrap()[0].values.as_ref().unwrap()[0].clone();
             let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name}, "target": {"kind": "Node", "name": node}});
             let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{name}/binding"))
                 .header("content-type", "application/json")
@@ -533,9 +376,7 @@ async fn set_pods_ready(
             {"type": "Ready", "status": status, "lastTransitionTime": "2026-01-01T00:00:00Z"},
             {"type": "ContainersReady", "status": status}
         ]}});
-        pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
-            .await
-            .unwrap();
+        pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch)).await.unwrap();
         n += 1;
     }
     n
@@ -551,33 +392,19 @@ async fn daemonset_readiness_drives_phase_and_ready() {
         let node = json!({"apiVersion": "v1", "kind": "Node",
             "metadata": {"name": format!("{ns}-node-{i}"), "labels": {"pool": ns.clone()}},
             "spec": {"providerID": format!("aws:///us-east-1a/i-{ns}-{i}")}});
-        nodes
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(node).unwrap(),
-            )
-            .await
-            .unwrap();
+        nodes.create(&PostParams::default(), &serde_json::from_value(node).unwrap()).await.unwrap();
     }
     let mut spec = basic_spec();
     spec["nodeSelector"] = json!({"pool": ns.clone()});
     create(&client, &ns, ms_json("mon", spec)).await.unwrap();
     let ms = wait_status(&client, &ns, "mon", "Creating with 2 desired", |m| {
-        m.status
-            .as_ref()
-            .unwrap()
-            .vector_logs_status
-            .as_ref()
-            .is_some_and(|c| c.replicas == 2)
+        m.status.as_ref().unwrap().vector_logs_status.as_ref().is_some_and(|c| c.replicas == 2)
     })
     .await;
     assert_eq!(phase(&ms), Some(Phase::Creating));
     assert!(!ms.status.as_ref().unwrap().ready);
 
-    for sel in [
-        "app.kubernetes.io/name=vector-logs",
-        "app.kubernetes.io/name=vector-metrics",
-    ] {
+    for sel in ["app.kubernetes.io/name=vector-logs", "app.kubernetes.io/name=vector-metrics"] {
         eventually("pods created", SHORT, || async {
             (Api::<Pod>::namespaced(client.clone(), &ns)
                 .list(&ListParams::default().labels(sel))
@@ -591,49 +418,23 @@ async fn daemonset_readiness_drives_phase_and_ready() {
         .await;
         assert_eq!(set_pods_ready(&client, &ns, sel, true, 2).await, 2);
     }
-    let ms = wait_status(&client, &ns, "mon", "Running", |m| {
-        phase(m) == Some(Phase::Running)
-    })
-    .await;
+    let ms = wait_status(&client, &ns, "mon", "Running", |m| phase(m) == Some(Phase::Running)).await;
     let st = ms.status.unwrap();
     assert!(st.ready);
     let logs = st.vector_logs_status.unwrap();
-    assert_eq!(
-        (logs.ready, logs.replicas, logs.ready_replicas),
-        (true, 2, 2)
-    );
+    assert_eq!((logs.ready, logs.replicas, logs.ready_replicas), (true, 2, 2));
     assert_eq!(logs.message.as_deref(), Some("All nodes collecting logs"));
-    assert_eq!(
-        st.vector_metrics_status.unwrap().message.as_deref(),
-        Some("All nodes scraping metrics")
-    );
+    assert_eq!(st.vector_metrics_status.unwrap().message.as_deref(), Some("All nodes scraping metrics"));
     assert_eq!(st.cloud.as_deref(), Some("AWS"));
     let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
-    assert_eq!(
-        (ready.status.as_str(), ready.observed_generation),
-        ("True", ms.metadata.generation)
-    );
+    assert_eq!((ready.status.as_str(), ready.observed_generation), ("True", ms.metadata.generation));
 
-    set_pods_ready(
-        &client,
-        &ns,
-        "app.kubernetes.io/name=vector-metrics",
-        false,
-        1,
-    )
-    .await;
-    let ms = wait_status(&client, &ns, "mon", "Degraded", |m| {
-        phase(m) == Some(Phase::Degraded)
-    })
-    .await;
+    set_pods_ready(&client, &ns, "app.kubernetes.io/name=vector-metrics", false, 1).await;
+    let ms = wait_status(&client, &ns, "mon", "Degraded", |m| phase(m) == Some(Phase::Degraded)).await;
     let st = ms.status.unwrap();
     assert!(!st.ready);
     assert_eq!(st.vector_metrics_status.unwrap().ready_replicas, 1);
-    assert!(
-        st.message
-            .unwrap()
-            .contains("metrics: 1/2 nodes scraping metrics")
-    );
+    assert!(st.message.unwrap().contains("metrics: 1/2 nodes scraping metrics"));
 
     // Phase changes are reported as Events on the resource.
     let events = env().kubectl(&[
@@ -646,15 +447,9 @@ async fn daemonset_readiness_drives_phase_and_ready() {
         "-o",
         "jsonpath={.items[*].reason}",
     ]);
-    assert!(
-        events.contains("Running") && events.contains("Degraded"),
-        "{events}"
-    );
+    assert!(events.contains("Running") && events.contains("Degraded"), "{events}");
     for i in 0..2 {
-        nodes
-            .delete(&format!("{ns}-node-{i}"), &DeleteParams::default())
-            .await
-            .unwrap();
+        nodes.delete(&format!("{ns}-node-{i}"), &DeleteParams::default()).await.unwrap();
     }
 }
 
@@ -667,22 +462,14 @@ async fn same_name_in_two_namespaces_do_not_interfere() {
         start_controller(ns).await;
         let mut spec = basic_spec();
         spec["useClusterRole"] = json!(true);
-        create(&client, ns, ms_json("monitoring", spec))
-            .await
-            .unwrap();
+        create(&client, ns, ms_json("monitoring", spec)).await.unwrap();
     }
     let crs = Api::<ClusterRoleBinding>::all(client.clone());
     for ns in [&a, &b] {
         let name = format!("monitoringservices:{ns}:monitoring-vector");
-        let crb = eventually("ClusterRoleBinding", SHORT, || async {
-            crs.get_opt(&name).await.unwrap()
-        })
-        .await;
+        let crb = eventually("ClusterRoleBinding", SHORT, || async { crs.get_opt(&name).await.unwrap() }).await;
         let subject = &crb.subjects.unwrap()[0];
-        assert_eq!(
-            (subject.name.as_str(), subject.namespace.as_deref()),
-            ("monitoring-vector", Some(ns.as_str()))
-        );
+        assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("monitoring-vector", Some(ns.as_str())));
     }
     let before_b = child_names(&client, &b, "monitoring").await;
     assert_eq!(before_b.len(), 7);
@@ -691,11 +478,7 @@ async fn same_name_in_two_namespaces_do_not_interfere() {
         .await
         .unwrap();
     eventually("tenant-a cluster objects gone", SHORT, || async {
-        crs.get_opt(&format!("monitoringservices:{a}:monitoring-vector"))
-            .await
-            .unwrap()
-            .is_none()
-            .then_some(())
+        crs.get_opt(&format!("monitoringservices:{a}:monitoring-vector")).await.unwrap().is_none().then_some(())
     })
     .await;
     assert_eq!(child_names(&client, &b, "monitoring").await, before_b);
@@ -713,24 +496,16 @@ async fn unchanged_reconcile_makes_no_writes() {
     spec["cloud"] = json!("GCP");
     spec["nodeSelector"] = json!({"pool": "none-such"});
     create(&client, &ns, ms_json("mon", spec)).await.unwrap();
-    let ms = wait_status(&client, &ns, "mon", "settled", |m| {
-        phase(m) == Some(Phase::Creating)
-    })
-    .await;
+    let ms = wait_status(&client, &ns, "mon", "settled", |m| phase(m) == Some(Phase::Creating)).await;
     // Let the running controller finish reacting to its own writes.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let ms = get_ms(&client, &ns, &ms.name_any()).await;
 
     let (counted, counter) = controller::client::counted(env().config().await).unwrap();
     let ctx = Context::new(counted);
-    controller::reconcile(Arc::new(ms.clone()), ctx.clone())
-        .await
-        .unwrap();
+    controller::reconcile(Arc::new(ms.clone()), ctx.clone()).await.unwrap();
     let calls = counter.snapshot();
-    assert!(
-        calls.get("GET").copied().unwrap_or(0) > 0,
-        "the counter saw no requests: {calls:?}"
-    );
+    assert!(calls.get("GET").copied().unwrap_or(0) > 0, "the counter saw no requests: {calls:?}");
     assert_eq!(counter.writes(), 0, "unchanged reconcile wrote: {calls:?}");
 
     // The same counter does see writes when something changed.

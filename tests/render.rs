@@ -6,8 +6,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use monitoring_operator::api::MonitoringServices;
+use monitoring_operator::discover::{Settings, Target};
 use monitoring_operator::render::{self, Child, Kind};
-use monitoring_operator::{api, model};
+use monitoring_operator::{api, model, vector};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -17,57 +18,74 @@ fn repo() -> PathBuf {
 /// The seed examples as checked into the repository (identical to ../shared/examples).
 fn examples() -> Vec<(String, MonitoringServices)> {
     let mut out = Vec::new();
-    let mut files: Vec<_> = std::fs::read_dir(repo().join("examples/seed"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> =
+        std::fs::read_dir(repo().join("examples/seed")).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         for doc in serde_norway::Deserializer::from_str(&text) {
             let v: Value = serde::Deserialize::deserialize(doc).unwrap();
             if v["kind"] == "MonitoringServices" {
-                out.push((
-                    f.file_name().unwrap().to_string_lossy().into_owned(),
-                    serde_json::from_value(v).unwrap(),
-                ));
+                out.push((f.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_value(v).unwrap()));
             }
         }
     }
-    assert_eq!(
-        out.len(),
-        6,
-        "six MonitoringServices manifests in section 4"
-    );
+    assert_eq!(out.len(), 6, "six MonitoringServices manifests in section 4");
     out
 }
 
 fn children(ms: &MonitoringServices) -> Vec<Child> {
-    render::render(&model::build(ms).expect("seed example is valid"), None)
+    let mut m = model::build(ms).expect("seed example is valid");
+    // As `render` does: a referenced GreptimeDB is assumed at its default address.
+    m.greptime_target = m.assumed_greptime_target();
+    render::render(&m, None)
+}
+
+/// Two scrape targets, as the discovery sidecar would find them.
+fn sample_targets() -> Vec<Target> {
+    vec![
+        Target { url: "http://10.0.0.7:9100/metrics".into(), namespace: "workspace-prod".into(), pod: "api-1".into() },
+        Target { url: "https://10.0.0.8:8443/stats".into(), namespace: "workspace-dev".into(), pod: "db-0".into() },
+    ]
+}
+
+/// Deep-merge `b` into `a` (how Vector combines several --config files).
+fn merge(a: &mut Value, b: Value) {
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => {
+            for (k, v) in b {
+                merge(a.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (a, b) => *a = b,
+    }
 }
 
 fn names(children: &[Child]) -> BTreeSet<(Kind, String)> {
-    children
-        .iter()
-        .map(|c| (c.kind, c.name().to_string()))
-        .collect()
+    children.iter().map(|c| (c.kind, c.name().to_string())).collect()
 }
 
+/// Every Vector config a pod would run: the logs config as is; the metrics config merged with
+/// the discovery sidecar's file, once with no targets (a fresh node) and once with some.
 fn vector_configs(children: &[Child]) -> Vec<(String, Value)> {
-    children
-        .iter()
-        .filter(|c| c.kind == Kind::ConfigMap)
-        .map(|c| {
-            let text = c.object.data["data"]["vector.yaml"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            (
-                c.name().to_string(),
-                serde_norway::from_str::<Value>(&text).unwrap(),
-            )
-        })
-        .collect()
+    let mut out = Vec::new();
+    for c in children.iter().filter(|c| c.kind == Kind::ConfigMap) {
+        let data = &c.object.data["data"];
+        let base: Value = serde_norway::from_str(data["vector.yaml"].as_str().unwrap()).unwrap();
+        match data.get("discovery.json") {
+            None => out.push((c.name().to_string(), base)),
+            Some(settings) => {
+                let settings: Settings = serde_json::from_str(settings.as_str().unwrap()).unwrap();
+                for (label, targets) in [("no targets", vec![]), ("two targets", sample_targets())] {
+                    let fragment = vector::metrics::discovered(&targets, &settings, "node-a");
+                    let mut cfg = base.clone();
+                    merge(&mut cfg, serde_norway::from_str(&fragment).unwrap());
+                    out.push((format!("{} + {label}", c.name()), cfg));
+                }
+            }
+        }
+    }
+    out
 }
 
 #[test]
@@ -107,10 +125,7 @@ fn seed_examples_render_the_seed_child_set() {
             want.insert(k(Kind::ServiceAccount, "monitoring-vector"));
         }
         if ms.spec.use_cluster_role {
-            let n = format!(
-                "monitoringservices:{}:monitoring-vector",
-                ms.metadata.namespace.as_deref().unwrap()
-            );
+            let n = format!("monitoringservices:{}:monitoring-vector", ms.metadata.namespace.as_deref().unwrap());
             want.insert(k(Kind::ClusterRole, &n));
             want.insert(k(Kind::ClusterRoleBinding, &n));
         } else {
@@ -126,44 +141,19 @@ fn labels_and_service_accounts() {
     for (file, ms) in examples() {
         for c in children(&ms) {
             let labels = &c.object.metadata.labels.as_ref().unwrap();
-            assert_eq!(
-                labels["app.kubernetes.io/instance"],
-                "monitoring",
-                "{file} {}",
-                c.name()
-            );
+            assert_eq!(labels["app.kubernetes.io/instance"], "monitoring", "{file} {}", c.name());
             if c.kind == Kind::DaemonSet {
-                let app = if c.name().ends_with("logs") {
-                    "vector-logs"
-                } else {
-                    "vector-metrics"
-                };
+                let app = if c.name().ends_with("logs") { "vector-logs" } else { "vector-metrics" };
                 assert_eq!(labels["app.kubernetes.io/name"], app);
                 let tpl = &c.object.data["spec"]["template"];
                 assert_eq!(tpl["metadata"]["labels"]["app.kubernetes.io/name"], app);
-                assert_eq!(
-                    tpl["metadata"]["labels"]["app.kubernetes.io/instance"],
-                    "monitoring"
-                );
+                assert_eq!(tpl["metadata"]["labels"]["app.kubernetes.io/instance"], "monitoring");
                 assert_eq!(tpl["metadata"]["labels"]["vector.dev/exclude"], "true");
-                let sa = ms
-                    .spec
-                    .service_account
-                    .clone()
-                    .unwrap_or("monitoring-vector".into());
+                let sa = ms.spec.service_account.clone().unwrap_or("monitoring-vector".into());
                 assert_eq!(tpl["spec"]["serviceAccountName"], sa.as_str(), "{file}");
                 // Collectors run on every node unless told otherwise.
-                assert_eq!(
-                    tpl["spec"]["tolerations"],
-                    serde_json::json!([{"operator": "Exists"}])
-                );
-                assert!(
-                    tpl["metadata"]["annotations"]["e6data.io/config-hash"]
-                        .as_str()
-                        .unwrap()
-                        .len()
-                        >= 16
-                );
+                assert_eq!(tpl["spec"]["tolerations"], serde_json::json!([{"operator": "Exists"}]));
+                assert!(tpl["metadata"]["annotations"]["e6data.io/config-hash"].as_str().unwrap().len() >= 16);
             }
         }
     }
@@ -174,55 +164,28 @@ fn environment_variables_plain_and_value_from() {
     let all = examples();
     let env_of = |file: &str| -> Value {
         let (_, ms) = all.iter().find(|(f, _)| f == file).unwrap();
-        let ds = children(ms)
-            .into_iter()
-            .find(|c| c.name() == "monitoring-vector-logs")
-            .unwrap();
+        let ds = children(ms).into_iter().find(|c| c.name() == "monitoring-vector-logs").unwrap();
         ds.object.data["spec"]["template"]["spec"]["containers"][0]["env"].clone()
     };
     let plain = env_of("seed-4.2-0.yaml");
     assert!(
-        plain
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["name"] == "AWS_ACCESS_KEY_ID" && e["value"] == "YOUR_ACCESS_KEY")
+        plain.as_array().unwrap().iter().any(|e| e["name"] == "AWS_ACCESS_KEY_ID" && e["value"] == "YOUR_ACCESS_KEY")
     );
     let secret = env_of("seed-4.2-2.yaml");
-    let key = secret
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "AWS_SECRET_ACCESS_KEY")
-        .unwrap();
+    let key = secret.as_array().unwrap().iter().find(|e| e["name"] == "AWS_SECRET_ACCESS_KEY").unwrap();
     assert_eq!(
         key["valueFrom"]["secretKeyRef"],
         serde_json::json!({"name": "s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"})
     );
-    assert!(
-        secret
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["name"] == "VECTOR_SELF_NODE_NAME")
-    );
+    assert!(secret.as_array().unwrap().iter().any(|e| e["name"] == "VECTOR_SELF_NODE_NAME"));
 }
 
 #[test]
 fn resources_are_requests_and_limits() {
-    let (_, ms) = examples()
-        .into_iter()
-        .find(|(f, _)| f == "seed-4.1-0.yaml")
-        .unwrap();
-    let ds = children(&ms)
-        .into_iter()
-        .find(|c| c.name() == "monitoring-vector-logs")
-        .unwrap();
+    let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.1-0.yaml").unwrap();
+    let ds = children(&ms).into_iter().find(|c| c.name() == "monitoring-vector-logs").unwrap();
     let r = &ds.object.data["spec"]["template"]["spec"]["containers"][0]["resources"];
-    assert_eq!(
-        r["requests"],
-        serde_json::json!({"cpu": "200m", "memory": "256Mi"})
-    );
+    assert_eq!(r["requests"], serde_json::json!({"cpu": "200m", "memory": "256Mi"}));
     assert_eq!(r["limits"], r["requests"]);
     assert_eq!(
         ds.object.data["spec"]["template"]["spec"]["containers"][0]["image"],
@@ -236,27 +199,19 @@ fn vector_rules_from_the_notes() {
         let kids = children(&ms);
         let mut data_dirs = BTreeSet::new();
         for ds in kids.iter().filter(|c| c.kind == Kind::DaemonSet) {
-            let vols = ds.object.data["spec"]["template"]["spec"]["volumes"]
-                .as_array()
-                .unwrap();
+            let vols = ds.object.data["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
             let data = vols.iter().find(|v| v["name"] == "data").unwrap();
             assert!(
                 data_dirs.insert(data["hostPath"]["path"].as_str().unwrap().to_string()),
                 "{file}: shared data dir"
             );
         }
-        assert_eq!(
-            data_dirs.len(),
-            kids.iter().filter(|c| c.kind == Kind::DaemonSet).count()
-        );
+        assert_eq!(data_dirs.len(), kids.iter().filter(|c| c.kind == Kind::DaemonSet).count());
         for (cm, cfg) in vector_configs(&kids) {
             for (id, sink) in cfg["sinks"].as_object().unwrap() {
                 if sink["type"] == "aws_s3" {
                     // JSON objects must be newline-delimited, not a JSON array.
-                    assert_eq!(
-                        sink["framing"]["method"], "newline_delimited",
-                        "{file} {cm} {id}"
-                    );
+                    assert_eq!(sink["framing"]["method"], "newline_delimited", "{file} {cm} {id}");
                     let prefix = sink["key_prefix"].as_str().unwrap();
                     let literal = prefix.split(['{', '%']).next().unwrap();
                     assert!(
@@ -264,10 +219,7 @@ fn vector_rules_from_the_notes() {
                         "{file} {cm}: key_prefix {prefix:?} lacks a literal prefix"
                     );
                     assert!(prefix.ends_with('/'));
-                    assert_eq!(
-                        sink["bucket"].as_str().unwrap(),
-                        sink["bucket"].as_str().unwrap().trim_matches('/')
-                    );
+                    assert_eq!(sink["bucket"].as_str().unwrap(), sink["bucket"].as_str().unwrap().trim_matches('/'));
                 }
                 for input in sink["inputs"].as_array().unwrap() {
                     let i = input.as_str().unwrap();
@@ -278,10 +230,7 @@ fn vector_rules_from_the_notes() {
                 }
             }
             // No ${VAR}: Vector 0.57 would pass it through literally.
-            assert!(
-                !serde_json::to_string(&cfg).unwrap().contains("${"),
-                "{file} {cm}"
-            );
+            assert!(!serde_json::to_string(&cfg).unwrap().contains("${"), "{file} {cm}");
             assert_eq!(cfg["api"]["enabled"], true);
         }
     }
@@ -292,34 +241,29 @@ fn prefixes_and_selectors_follow_the_spec() {
     let all = examples();
     let cfg_of = |file: &str, cm: &str| -> Value {
         let (_, ms) = all.iter().find(|(f, _)| f == file).unwrap();
-        vector_configs(&children(ms))
-            .into_iter()
-            .find(|(n, _)| n == cm)
-            .unwrap()
-            .1
+        vector_configs(&children(ms)).into_iter().find(|(n, _)| n == cm).unwrap().1
     };
     let logs = cfg_of("seed-4.1-0.yaml", "monitoring-vector-logs-config");
-    assert!(
-        logs["sinks"]["s3_archive"]["key_prefix"]
-            .as_str()
-            .unwrap()
-            .starts_with("e6data-logs/")
-    );
-    let metrics = cfg_of("seed-4.3-0.yaml", "monitoring-vector-metrics-config");
+    assert!(logs["sinks"]["s3_archive"]["key_prefix"].as_str().unwrap().starts_with("e6data-logs/"));
+    let metrics = cfg_of("seed-4.3-0.yaml", "monitoring-vector-metrics-config + two targets");
     assert!(
         metrics["sinks"]["s3_archive"]["key_prefix"]
             .as_str()
             .unwrap()
             .starts_with("vector-metrics-v1/date=%Y-%m-%d/hour=%H/")
     );
+    assert_eq!(metrics["sources"]["pod_metrics"]["scrape_interval_secs"], 30);
+    assert_eq!(metrics["sources"]["pod_metrics"]["scrape_timeout_secs"], 10.0);
     assert_eq!(
-        metrics["sources"]["pod_metrics"]["scrape_interval_secs"],
-        30
+        metrics["sources"]["pod_metrics"]["endpoints"],
+        serde_json::json!(["http://10.0.0.7:9100/metrics", "https://10.0.0.8:8443/stats"])
     );
-    assert_eq!(
-        metrics["sources"]["pod_metrics"]["scrape_timeout_secs"],
-        10.0
+    let labels = metrics["transforms"]["pod_metrics_labeled"]["source"].as_str().unwrap();
+    assert!(
+        labels.contains(r#""https://10.0.0.8:8443/stats": {"namespace": "workspace-dev", "pod": "db-0"}"#),
+        "{labels}"
     );
+    assert!(labels.contains(".tags.node = \"node-a\""));
     // 4.5: cluster scope, selectors go to the apiserver.
     let cross = cfg_of("seed-4.5-0.yaml", "monitoring-vector-logs-config");
     let src = &cross["sources"]["pod_logs"];
@@ -332,19 +276,11 @@ fn prefixes_and_selectors_follow_the_spec() {
     let ns = cfg_of("seed-4.4-0.yaml", "monitoring-vector-logs-config");
     let src = &ns["sources"]["pod_logs"];
     assert_eq!(src["type"], "file");
-    assert_eq!(
-        src["include"],
-        serde_json::json!(["/var/log/pods/workspace-prod_*/*/*.log"])
-    );
-    assert_eq!(
-        src["exclude"],
-        serde_json::json!(["/var/log/pods/workspace-prod_monitoring-vector-*/**"])
-    );
+    assert_eq!(src["include"], serde_json::json!(["/var/log/pods/workspace-prod_*/*/*.log"]));
+    assert_eq!(src["exclude"], serde_json::json!(["/var/log/pods/workspace-prod_monitoring-vector-*/**"]));
     // Identity stamped on every event.
     let vrl = logs["transforms"]["enrich"]["source"].as_str().unwrap();
-    assert!(
-        vrl.contains(".workspace = \"analytics-prod\"") && vrl.contains(".tenant = \"my-company\"")
-    );
+    assert!(vrl.contains(".workspace = \"analytics-prod\"") && vrl.contains(".tenant = \"my-company\""));
 }
 
 #[test]
@@ -360,15 +296,13 @@ fn every_vector_config_passes_the_vector_schema() {
     let mut checked = 0;
     for (file, ms) in examples() {
         for (cm, cfg) in vector_configs(&children(&ms)) {
-            let errors: Vec<String> = validator
-                .iter_errors(&cfg)
-                .map(|e| format!("{} at {}", e, e.instance_path()))
-                .collect();
+            let errors: Vec<String> =
+                validator.iter_errors(&cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
             assert!(errors.is_empty(), "{file} {cm}:\n{}", errors.join("\n"));
             checked += 1;
         }
     }
-    assert_eq!(checked, 11);
+    assert_eq!(checked, 16);
     // The schema really rejects mistakes (so a pass above means something).
     let (_, ms) = examples().remove(0);
     let (_, mut cfg) = vector_configs(&children(&ms)).remove(0);
@@ -386,17 +320,14 @@ fn every_remap_program_compiles() {
                 if t["type"] == "remap" {
                     let src = t["source"].as_str().unwrap();
                     if let Err(diags) = vrl::compiler::compile(src, &fns) {
-                        panic!(
-                            "{file} {cm} {id}: {}",
-                            vrl::diagnostic::Formatter::new(src, diags)
-                        );
+                        panic!("{file} {cm} {id}: {}", vrl::diagnostic::Formatter::new(src, diags));
                     }
                     compiled += 1;
                 }
             }
         }
     }
-    assert!(compiled >= 11);
+    assert!(compiled >= 16);
 }
 
 #[test]
@@ -433,4 +364,66 @@ fn encode_refs(v: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(encode_refs),
         _ => {}
     }
+}
+
+/// Seed 4.3: logs to S3 and GreptimeDB, metrics to S3 and GreptimeDB remote write; the
+/// real-time sinks can never stall the archive.
+#[test]
+fn greptimedb_dual_write_is_isolated() {
+    let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
+    let configs = vector_configs(&children(&ms));
+    let get = |n: &str| configs.iter().find(|(name, _)| name == n).unwrap().1.clone();
+    let logs = get("monitoring-vector-logs-config");
+    let g = &logs["sinks"]["greptimedb_logs"];
+    assert_eq!(g["endpoint"], "http://greptime-prod-frontend.greptime-system.svc:4000");
+    assert_eq!((g["dbname"].as_str(), g["table"].as_str()), (Some("analytics"), Some("query_logs")));
+    assert_eq!(g["pipeline_name"], monitoring_operator::greptime::pipeline_name().as_str());
+    let metrics = get("monitoring-vector-metrics-config + no targets");
+    let rw = &metrics["sinks"]["greptimedb_remote_write"];
+    assert_eq!(
+        rw["endpoint"],
+        "http://greptime-prod-frontend.greptime-system.svc:4000/v1/prometheus/write?db=analytics"
+    );
+    for cfg in [&logs, &metrics] {
+        let sinks = cfg["sinks"].as_object().unwrap();
+        assert_eq!(
+            sinks["s3_archive"]["buffer"],
+            serde_json::json!({"type": "disk", "max_size": 268435488, "when_full": "block"})
+        );
+        for (id, sink) in sinks {
+            if id.starts_with("greptimedb") {
+                assert_eq!(sink["buffer"]["when_full"], "drop_newest", "{id} could stall the archive");
+            }
+        }
+    }
+    // Without greptimeRef there are no real-time sinks.
+    let (_, basic) = examples().into_iter().find(|(f, _)| f == "seed-4.1-0.yaml").unwrap();
+    for (_, cfg) in vector_configs(&children(&basic)) {
+        assert!(!cfg["sinks"].as_object().unwrap().keys().any(|k| k.starts_with("greptimedb")));
+    }
+}
+
+/// The metrics pod: discovery init container and sidecar, Vector reloading the targets file.
+#[test]
+fn metrics_pods_run_discovery() {
+    let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.5-0.yaml").unwrap();
+    let ds = children(&ms).into_iter().find(|c| c.name() == "monitoring-vector-metrics").unwrap();
+    let spec = &ds.object.data["spec"]["template"]["spec"];
+    let vector_args = spec["containers"][0]["args"].as_array().unwrap();
+    assert!(
+        vector_args.contains(&"--watch-config".into())
+            && vector_args.contains(&"/vector-discovery/targets.yaml".into())
+    );
+    assert_eq!(spec["initContainers"][0]["args"].as_array().unwrap().last().unwrap(), "--once");
+    assert_eq!(spec["containers"][1]["name"], "discover");
+    assert_eq!(spec["containers"][1]["args"][0], "discover");
+    let cm = children(&ms).into_iter().find(|c| c.name() == "monitoring-vector-metrics-config").unwrap();
+    let settings: Settings = serde_json::from_str(cm.object.data["data"]["discovery.json"].as_str().unwrap()).unwrap();
+    assert_eq!(settings.include_namespaces, vec!["workspace-dev", "workspace-staging", "workspace-prod"]);
+    assert_eq!(settings.namespace_scope, None);
+    // Namespace scope (4.4) discovers only in its own namespace.
+    let (_, ns_scoped) = examples().into_iter().find(|(f, _)| f == "seed-4.4-0.yaml").unwrap();
+    let cm = children(&ns_scoped).into_iter().find(|c| c.name() == "monitoring-vector-metrics-config").unwrap();
+    let settings: Settings = serde_json::from_str(cm.object.data["data"]["discovery.json"].as_str().unwrap()).unwrap();
+    assert_eq!(settings.namespace_scope.as_deref(), Some("workspace-prod"));
 }

@@ -30,13 +30,7 @@ impl Phase {
             Phase::Failed => "Failed",
         }
     }
-    pub const ALL: [Phase; 5] = [
-        Phase::Pending,
-        Phase::Creating,
-        Phase::Running,
-        Phase::Degraded,
-        Phase::Failed,
-    ];
+    pub const ALL: [Phase; 5] = [Phase::Pending, Phase::Creating, Phase::Running, Phase::Degraded, Phase::Failed];
 }
 
 /// Observed state of MonitoringServices.
@@ -67,7 +61,7 @@ pub struct MonitoringServicesStatus {
     /// GreptimeDB connection status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greptimedb_status: Option<GreptimeDbIntegrationStatus>,
-    /// Detailed conditions: Ready, SpecValid, LogsReady, MetricsReady.
+    /// Detailed conditions: Ready, SpecValid, LogsReady, MetricsReady, GreptimeDBReady.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -118,4 +112,6 @@ pub mod condition {
     pub const LOGS_READY: &str = "LogsReady";
     /// The metrics DaemonSet is ready on every node.
     pub const METRICS_READY: &str = "MetricsReady";
+    /// The GreptimeDB integration works (cluster found and ready, log pipeline present).
+    pub const GREPTIMEDB_READY: &str = "GreptimeDBReady";
 }

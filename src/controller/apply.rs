@@ -25,21 +25,14 @@ fn api(client: &Client, kind: Kind, namespace: &str) -> Api<DynamicObject> {
 }
 
 fn selector(kind: Kind, namespace: &str, cr: &str) -> String {
-    if kind.namespaced() {
-        meta::children_selector(cr)
-    } else {
-        meta::cluster_children_selector(namespace, cr)
-    }
+    if kind.namespaced() { meta::children_selector(cr) } else { meta::cluster_children_selector(namespace, cr) }
 }
 
 /// Hash of the desired object, stamped on it as [`ANNOTATION_APPLIED_HASH`].
 pub fn stamp_hash(child: &mut Child) -> String {
     let json = serde_json::to_vec(&child.object).expect("object serialises");
     let hash = hex::encode(&Sha256::digest(&json)[..16]);
-    child
-        .object
-        .annotations_mut()
-        .insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
+    child.object.annotations_mut().insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
     hash
 }
 
@@ -48,10 +41,7 @@ fn drifted(live: &DynamicObject) -> bool {
     let fields = live.metadata.managed_fields.as_deref().unwrap_or_default();
     let ours = fields
         .iter()
-        .filter(|f| {
-            f.manager.as_deref() == Some(MANAGER)
-                && f.subresource.as_deref().unwrap_or("").is_empty()
-        })
+        .filter(|f| f.manager.as_deref() == Some(MANAGER) && f.subresource.as_deref().unwrap_or("").is_empty())
         .filter_map(|f| f.time.as_ref().map(|t| t.0))
         .max();
     let Some(ours) = ours else { return true };
@@ -92,12 +82,7 @@ pub enum SyncError {
 /// Apply `children` (hash-stamped here) for CR `cr` in `namespace`, then delete stale ones.
 /// Every changed child is first applied as a server-side dry run, so a child the apiserver
 /// would reject leaves everything that was running untouched.
-pub async fn sync(
-    client: &Client,
-    namespace: &str,
-    cr: &str,
-    mut children: Vec<Child>,
-) -> Result<Synced, SyncError> {
+pub async fn sync(client: &Client, namespace: &str, cr: &str, mut children: Vec<Child>) -> Result<Synced, SyncError> {
     let mut live: BTreeMap<(Kind, String), DynamicObject> = BTreeMap::new();
     for kind in Kind::ALL {
         let lp = ListParams::default().labels(&selector(kind, namespace, cr));
@@ -111,9 +96,7 @@ pub async fn sync(
         let hash = stamp_hash(child);
         let key = (child.kind, child.name().to_string());
         let current = live.get(&key);
-        let same = current.is_some_and(|l| {
-            l.annotations().get(ANNOTATION_APPLIED_HASH) == Some(&hash) && !drifted(l)
-        });
+        let same = current.is_some_and(|l| l.annotations().get(ANNOTATION_APPLIED_HASH) == Some(&hash) && !drifted(l));
         if !same {
             changed.push(child.clone());
         }
@@ -121,19 +104,12 @@ pub async fn sync(
 
     let pp = PatchParams::apply(MANAGER).force();
     if !changed.is_empty() {
-        let dry = PatchParams {
-            dry_run: true,
-            ..pp.clone()
-        };
+        let dry = PatchParams { dry_run: true, ..pp.clone() };
         for child in &changed {
             api(client, child.kind, namespace)
                 .patch(child.name(), &dry, &Patch::Apply(&child.object))
                 .await
-                .map_err(|source| Rejected {
-                    kind: child.kind.name(),
-                    name: child.name().into(),
-                    source,
-                })?;
+                .map_err(|source| Rejected { kind: child.kind.name(), name: child.name().into(), source })?;
         }
     }
     let mut out = Synced::default();
@@ -141,24 +117,13 @@ pub async fn sync(
         let obj = api(client, child.kind, namespace)
             .patch(child.name(), &pp, &Patch::Apply(&child.object))
             .await
-            .map_err(|source| Rejected {
-                kind: child.kind.name(),
-                name: child.name().into(),
-                source,
-            })?;
+            .map_err(|source| Rejected { kind: child.kind.name(), name: child.name().into(), source })?;
         out.applied += 1;
         live.insert((child.kind, child.name().to_string()), obj);
     }
 
-    let wanted: BTreeSet<(Kind, String)> = children
-        .iter()
-        .map(|c| (c.kind, c.name().to_string()))
-        .collect();
-    let stale: Vec<(Kind, String)> = live
-        .keys()
-        .filter(|k| !wanted.contains(*k))
-        .cloned()
-        .collect();
+    let wanted: BTreeSet<(Kind, String)> = children.iter().map(|c| (c.kind, c.name().to_string())).collect();
+    let stale: Vec<(Kind, String)> = live.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
     for (kind, name) in stale {
         let dp = DeleteParams::background();
         match api(client, kind, namespace).delete(&name, &dp).await {
@@ -174,11 +139,7 @@ pub async fn sync(
 
 /// Delete the cluster-scoped children of a CR (namespaced ones go with it through owner
 /// references). Used by the finalizer.
-pub async fn delete_cluster_children(
-    client: &Client,
-    namespace: &str,
-    cr: &str,
-) -> kube::Result<()> {
+pub async fn delete_cluster_children(client: &Client, namespace: &str, cr: &str) -> kube::Result<()> {
     for kind in Kind::ALL.into_iter().filter(|k| !k.namespaced()) {
         let a = api(client, kind, namespace);
         let lp = ListParams::default().labels(&selector(kind, namespace, cr));

@@ -13,12 +13,7 @@ pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
 
 impl RequestCounter {
     fn record(&self, method: &http::Method) {
-        *self
-            .0
-            .lock()
-            .expect("counter lock")
-            .entry(method.as_str().to_string())
-            .or_default() += 1;
+        *self.0.lock().expect("counter lock").entry(method.as_str().to_string()).or_default() += 1;
     }
 
     /// Requests by method so far.
@@ -28,11 +23,7 @@ impl RequestCounter {
 
     /// Requests that can change state (anything but GET/HEAD/OPTIONS).
     pub fn writes(&self) -> u64 {
-        self.snapshot()
-            .iter()
-            .filter(|(m, _)| !matches!(m.as_str(), "GET" | "HEAD" | "OPTIONS"))
-            .map(|(_, n)| n)
-            .sum()
+        self.snapshot().iter().filter(|(m, _)| !matches!(m.as_str(), "GET" | "HEAD" | "OPTIONS")).map(|(_, n)| n).sum()
     }
 }
 

@@ -28,11 +28,7 @@ pub async fn detect(nodes: &Api<Node>) -> kube::Result<Option<Cloud>> {
         return Ok(None);
     };
     let node = nodes.get(&name).await?;
-    Ok(node
-        .spec
-        .and_then(|s| s.provider_id)
-        .as_deref()
-        .and_then(from_provider_id))
+    Ok(node.spec.and_then(|s| s.provider_id).as_deref().and_then(from_provider_id))
 }
 
 #[cfg(test)]
@@ -41,22 +37,10 @@ mod tests {
 
     #[test]
     fn provider_ids() {
-        assert_eq!(
-            from_provider_id("aws:///us-east-1a/i-0abc"),
-            Some(Cloud::Aws)
-        );
-        assert_eq!(
-            from_provider_id("gce://proj/us-central1-a/node-1"),
-            Some(Cloud::Gcp)
-        );
-        assert_eq!(
-            from_provider_id("azure:///subscriptions/x/resourceGroups/y"),
-            Some(Cloud::Azure)
-        );
-        assert_eq!(
-            from_provider_id("kind://docker/kind/kind-control-plane"),
-            None
-        );
+        assert_eq!(from_provider_id("aws:///us-east-1a/i-0abc"), Some(Cloud::Aws));
+        assert_eq!(from_provider_id("gce://proj/us-central1-a/node-1"), Some(Cloud::Gcp));
+        assert_eq!(from_provider_id("azure:///subscriptions/x/resourceGroups/y"), Some(Cloud::Azure));
+        assert_eq!(from_provider_id("kind://docker/kind/kind-control-plane"), None);
         assert_eq!(from_provider_id(""), None);
     }
 }

@@ -5,6 +5,7 @@
 pub mod apply;
 pub mod client;
 pub mod cloud;
+pub mod greptime;
 pub mod status;
 
 use std::sync::Arc;
@@ -35,21 +36,45 @@ pub const FINALIZER: &str = "e6data.io/cluster-resources";
 /// Shared state of the controller.
 pub struct Context {
     pub client: Client,
+    pub settings: Settings,
     recorder: Recorder,
     /// Cloud detected from Nodes; detected once per process (a cluster does not change cloud).
     cloud: Mutex<Option<Cloud>>,
+    /// GreptimeDB pipelines confirmed to exist, by endpoint and name, with when.
+    pipelines: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+}
+
+/// Operator-level settings (flags of `run`), not tenant-controlled.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Only this namespace is watched (None: all).
+    pub namespace: Option<String>,
+    /// Image of the per-node discovery sidecar (this operator's image).
+    pub discovery_image: String,
+    /// Reach GreptimeDB's HTTP API here instead of `http://<frontend Service>` (for an
+    /// operator running outside the cluster).
+    pub greptime_url: Option<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings { namespace: None, discovery_image: model::DEFAULT_DISCOVERY_IMAGE.into(), greptime_url: None }
+    }
 }
 
 impl Context {
     pub fn new(client: Client) -> Arc<Context> {
-        let reporter = Reporter {
-            controller: MANAGER.into(),
-            instance: std::env::var("POD_NAME").ok(),
-        };
+        Context::with_settings(client, Settings::default())
+    }
+
+    pub fn with_settings(client: Client, settings: Settings) -> Arc<Context> {
+        let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
         Arc::new(Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            settings,
             cloud: Mutex::new(None),
+            pipelines: Mutex::new(Default::default()),
         })
     }
 
@@ -76,9 +101,10 @@ pub enum Error {
     Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
 }
 
-/// Run the controller until SIGTERM/SIGINT. `namespace` limits it to one namespace.
-pub async fn run(client: Client, namespace: Option<String>) {
-    let ctx = Context::new(client.clone());
+/// Run the controller until SIGTERM/SIGINT.
+pub async fn run(client: Client, settings: Settings) {
+    let namespace = settings.namespace.clone();
+    let ctx = Context::with_settings(client.clone(), settings);
     let ns = namespace.as_deref();
     fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
     where
@@ -90,8 +116,7 @@ pub async fn run(client: Client, namespace: Option<String>) {
             None => Api::all(client.clone()),
         }
     }
-    let children =
-        watcher::Config::default().labels(&format!("{}={}", meta::LABEL_MANAGED_BY, MANAGER));
+    let children = watcher::Config::default().labels(&format!("{}={}", meta::LABEL_MANAGED_BY, MANAGER));
     // Cluster-scoped children carry the owner as labels, not an ownerReference.
     let to_owner = |obj: &dyn ResourceExtLabels| {
         let l = obj.labels_ref();
@@ -100,33 +125,46 @@ pub async fn run(client: Client, namespace: Option<String>) {
                 .within(l.get(meta::LABEL_OWNER_NAMESPACE)?),
         )
     };
-    Controller::new(
-        scoped::<MonitoringServices>(&client, ns),
-        watcher::Config::default(),
-    )
-    .owns(scoped::<DaemonSet>(&client, ns), children.clone())
-    .owns(scoped::<ConfigMap>(&client, ns), children.clone())
-    .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
-    .owns(scoped::<Role>(&client, ns), children.clone())
-    .owns(scoped::<RoleBinding>(&client, ns), children.clone())
-    .watches(
-        Api::<ClusterRole>::all(client.clone()),
-        children.clone(),
-        move |o: ClusterRole| to_owner(&o),
-    )
-    .watches(
-        Api::<ClusterRoleBinding>::all(client.clone()),
-        children,
-        move |o: ClusterRoleBinding| to_owner(&o),
-    )
-    .shutdown_on_signal()
-    .run(reconcile, error_policy, ctx)
-    .for_each(|res| async move {
-        if let Err(e) = res {
-            warn!(error = %e, "reconcile failed");
-        }
-    })
-    .await;
+    let controller = Controller::new(scoped::<MonitoringServices>(&client, ns), watcher::Config::default());
+    // A GreptimeDBCluster appearing or changing re-reconciles the resources referring to it.
+    // Watched only when its CRD is installed; otherwise resources waiting for it requeue.
+    let ar = crate::greptime::cluster_resource();
+    let clusters: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &ar);
+    let controller = if clusters.list_metadata(&kube::api::ListParams::default().limit(1)).await.is_ok() {
+        let store = controller.store();
+        controller.watches_with(clusters, ar, watcher::Config::default(), move |cluster| {
+            let (name, cns) = (cluster.name_any(), cluster.namespace().unwrap_or_default());
+            store
+                .state()
+                .into_iter()
+                .filter(|ms| {
+                    ms.spec.greptime_ref.as_ref().is_some_and(|g| {
+                        g.name == name
+                            && g.namespace.clone().or_else(|| ms.namespace()).as_deref() == Some(cns.as_str())
+                    })
+                })
+                .map(|ms| ObjectRef::from_obj(&*ms))
+                .collect::<Vec<_>>()
+        })
+    } else {
+        controller
+    };
+    controller
+        .owns(scoped::<DaemonSet>(&client, ns), children.clone())
+        .owns(scoped::<ConfigMap>(&client, ns), children.clone())
+        .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
+        .owns(scoped::<Role>(&client, ns), children.clone())
+        .owns(scoped::<RoleBinding>(&client, ns), children.clone())
+        .watches(Api::<ClusterRole>::all(client.clone()), children.clone(), move |o: ClusterRole| to_owner(&o))
+        .watches(Api::<ClusterRoleBinding>::all(client.clone()), children, move |o: ClusterRoleBinding| to_owner(&o))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|res| async move {
+            if let Err(e) = res {
+                warn!(error = %e, "reconcile failed");
+            }
+        })
+        .await;
 }
 
 /// Access to labels of any watched child (object-safe helper for the mapper above).
@@ -167,7 +205,7 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
     let generation = ms.metadata.generation;
     let old = ms.status.as_ref();
 
-    let model = match model::build(&ms) {
+    let mut model = match model::build(&ms) {
         Ok(m) => m,
         Err(e) => {
             let st = status::failed(old, generation, "InvalidSpec", &e.to_string(), false);
@@ -176,6 +214,9 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
         }
     };
     let cloud = ctx.cloud(model.cloud).await;
+    model.discovery_image = ctx.settings.discovery_image.clone();
+    let integration = greptime::resolve(&ctx, &model).await;
+    model.greptime_target = integration.as_ref().and_then(|i| i.target.clone());
     let owner = ms.controller_owner_ref(&()).expect("CR has name and uid");
     let children = render::render(&model, Some(&owner));
     let synced = match apply::sync(&ctx.client, &ns, &name, children).await {
@@ -192,35 +233,30 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
     }
 
     let ds = |c: Component| -> Option<DaemonSet> {
-        let obj = synced
-            .live
-            .get(&(Kind::DaemonSet, c.daemonset_name(&name)))?;
-        serde_json::to_value(obj)
-            .ok()
-            .and_then(|v| serde_json::from_value(v).ok())
+        let obj = synced.live.get(&(Kind::DaemonSet, c.daemonset_name(&name)))?;
+        serde_json::to_value(obj).ok().and_then(|v| serde_json::from_value(v).ok())
     };
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut conditions = Vec::new();
-    let logs = model
-        .logs
-        .as_ref()
-        .map(|_| status::component(Component::Logs, ds(Component::Logs).as_ref()));
-    let metrics = model
-        .metrics
-        .as_ref()
-        .map(|_| status::component(Component::Metrics, ds(Component::Metrics).as_ref()));
+    let logs = model.logs.as_ref().map(|_| status::component(Component::Logs, ds(Component::Logs).as_ref()));
+    let metrics =
+        model.metrics.as_ref().map(|_| status::component(Component::Metrics, ds(Component::Metrics).as_ref()));
     let enabled: Vec<_> = logs.iter().chain(metrics.iter()).collect();
     let named = [("logs", &logs), ("metrics", &metrics)];
-    let phase = status::phase(&enabled, old.and_then(|s| s.phase));
+    let mut phase = status::phase(&enabled, old.and_then(|s| s.phase));
+    let greptime_down = integration.as_ref().filter(|i| !i.ready);
     let mut message = match (phase, enabled.is_empty()) {
+        (Phase::Running, _) if greptime_down.is_some() => {
+            // Collectors and the S3 archive are fine; only the real-time branch is not.
+            phase = Phase::Degraded;
+            format!("greptimedb: {}", greptime_down.map(|i| i.message.as_str()).unwrap_or_default())
+        }
         (Phase::Running, true) => "No collector enabled".to_string(),
         (Phase::Running, false) => "All collectors ready".to_string(),
         _ => named
             .iter()
             .filter_map(|(n, c)| {
-                c.as_ref()
-                    .filter(|c| !c.ready)
-                    .map(|c| format!("{n}: {}", c.message.as_deref().unwrap_or("")))
+                c.as_ref().filter(|c| !c.ready).map(|c| format!("{n}: {}", c.message.as_deref().unwrap_or("")))
             })
             .collect::<Vec<_>>()
             .join("; "),
@@ -244,16 +280,9 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
         "The spec is valid",
         generation,
     ));
-    for (c, t) in [
-        (&logs, condition::LOGS_READY),
-        (&metrics, condition::METRICS_READY),
-    ] {
+    for (c, t) in [(&logs, condition::LOGS_READY), (&metrics, condition::METRICS_READY)] {
         if let Some(c) = c {
-            let reason = if c.ready {
-                "AllNodesReady"
-            } else {
-                "NotAllNodesReady"
-            };
+            let reason = if c.ready { "AllNodesReady" } else { "NotAllNodesReady" };
             conditions.push(status::condition(
                 old_conditions,
                 t,
@@ -264,6 +293,16 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
             ));
         }
     }
+    if let Some(i) = &integration {
+        conditions.push(status::condition(
+            old_conditions,
+            condition::GREPTIMEDB_READY,
+            i.ready,
+            i.reason,
+            &i.message,
+            generation,
+        ));
+    }
     let st = MonitoringServicesStatus {
         phase: Some(phase),
         message: Some(message),
@@ -272,46 +311,38 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
         observed_generation: generation,
         vector_logs_status: logs,
         vector_metrics_status: metrics,
-        greptimedb_status: old.and_then(|s| s.greptimedb_status.clone()),
+        greptimedb_status: integration.as_ref().map(|i| i.status.clone()),
         conditions,
     };
     write_status(&ctx, &ms, st).await?;
+    if greptime_down.is_some() {
+        // GreptimeDB is outside what we watch when its CRD was absent at start-up, and its
+        // HTTP API is never watched: look again soon.
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
     // Watches on every child drive reconciles; the periodic requeue only repairs drift that
     // produced no watch event.
     Ok(Action::requeue(Duration::from_secs(600)))
 }
 
 /// Write `st` if it differs from the stored status; publish an Event when the phase changes.
-async fn write_status(
-    ctx: &Context,
-    ms: &MonitoringServices,
-    st: MonitoringServicesStatus,
-) -> Result<(), Error> {
+async fn write_status(ctx: &Context, ms: &MonitoringServices, st: MonitoringServicesStatus) -> Result<(), Error> {
     let old = ms.status.as_ref();
     if status::same(old, &st) {
         return Ok(());
     }
-    let api: Api<MonitoringServices> =
-        Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
+    let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
     let patch = serde_json::json!({
         "apiVersion": MonitoringServices::api_version(&()),
         "kind": MonitoringServices::kind(&()),
         "status": st,
     });
-    api.patch_status(
-        &ms.name_any(),
-        &PatchParams::apply(MANAGER).force(),
-        &Patch::Apply(&patch),
-    )
-    .await?;
+    api.patch_status(&ms.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
     let old_phase = old.and_then(|s| s.phase);
     if old_phase != st.phase {
         let phase = st.phase.unwrap_or_default();
-        let type_ = if matches!(phase, Phase::Degraded | Phase::Failed) {
-            EventType::Warning
-        } else {
-            EventType::Normal
-        };
+        let type_ =
+            if matches!(phase, Phase::Degraded | Phase::Failed) { EventType::Warning } else { EventType::Normal };
         let ev = Event {
             type_,
             reason: phase.as_str().into(),

@@ -11,10 +11,7 @@ use crate::render::meta::Component;
 /// Status of one collector from its DaemonSet (None: not found yet).
 pub fn component(c: Component, ds: Option<&DaemonSet>) -> ComponentStatus {
     let Some(ds) = ds else {
-        return ComponentStatus {
-            message: Some("DaemonSet not created yet".into()),
-            ..Default::default()
-        };
+        return ComponentStatus { message: Some("DaemonSet not created yet".into()), ..Default::default() };
     };
     let generation = ds.metadata.generation.unwrap_or(0);
     let st = ds.status.clone().unwrap_or_default();
@@ -33,21 +30,11 @@ pub fn component(c: Component, ds: Option<&DaemonSet>) -> ComponentStatus {
     } else if ready == desired && updated == desired {
         (true, format!("All nodes {verb}"))
     } else if updated < desired {
-        (
-            false,
-            format!(
-                "{ready}/{desired} nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"
-            ),
-        )
+        (false, format!("{ready}/{desired} nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"))
     } else {
         (false, format!("{ready}/{desired} nodes {verb}"))
     };
-    ComponentStatus {
-        ready: ok,
-        replicas: desired,
-        ready_replicas: ready,
-        message: Some(message),
-    }
+    ComponentStatus { ready: ok, replicas: desired, ready_replicas: ready, message: Some(message) }
 }
 
 /// Phase from the components' states; `previous` keeps a once-running CR Degraded rather
@@ -58,11 +45,7 @@ pub fn phase(components: &[&ComponentStatus], previous: Option<Phase>) -> Phase 
     }
     let any_ready = components.iter().any(|c| c.ready_replicas > 0);
     let was_up = matches!(previous, Some(Phase::Running | Phase::Degraded));
-    if any_ready || was_up {
-        Phase::Degraded
-    } else {
-        Phase::Creating
-    }
+    if any_ready || was_up { Phase::Degraded } else { Phase::Creating }
 }
 
 /// A condition with `lastTransitionTime` carried over from `old` when its status is unchanged.
@@ -110,35 +93,11 @@ pub fn failed(
     st.message = Some(message.to_string());
     st.observed_generation = generation;
     let spec = if spec_valid {
-        condition(
-            old_conditions,
-            condition::SPEC_VALID,
-            true,
-            "Valid",
-            "The spec is valid",
-            generation,
-        )
+        condition(old_conditions, condition::SPEC_VALID, true, "Valid", "The spec is valid", generation)
     } else {
-        condition(
-            old_conditions,
-            condition::SPEC_VALID,
-            false,
-            reason,
-            message,
-            generation,
-        )
+        condition(old_conditions, condition::SPEC_VALID, false, reason, message, generation)
     };
-    let mut conditions = vec![
-        condition(
-            old_conditions,
-            condition::READY,
-            false,
-            reason,
-            message,
-            generation,
-        ),
-        spec,
-    ];
+    let mut conditions = vec![condition(old_conditions, condition::READY, false, reason, message, generation), spec];
     // Component conditions stay as last observed: the running collectors were not touched.
     conditions.extend(
         old_conditions
@@ -158,10 +117,7 @@ mod tests {
 
     fn ds(desired: i32, ready: i32, updated: i32) -> DaemonSet {
         DaemonSet {
-            metadata: ObjectMeta {
-                generation: Some(2),
-                ..Default::default()
-            },
+            metadata: ObjectMeta { generation: Some(2), ..Default::default() },
             status: Some(DaemonSetStatus {
                 desired_number_scheduled: desired,
                 number_ready: ready,
@@ -187,24 +143,9 @@ mod tests {
 
     #[test]
     fn phases() {
-        let ok = ComponentStatus {
-            ready: true,
-            replicas: 2,
-            ready_replicas: 2,
-            message: None,
-        };
-        let half = ComponentStatus {
-            ready: false,
-            replicas: 2,
-            ready_replicas: 1,
-            message: None,
-        };
-        let none = ComponentStatus {
-            ready: false,
-            replicas: 2,
-            ready_replicas: 0,
-            message: None,
-        };
+        let ok = ComponentStatus { ready: true, replicas: 2, ready_replicas: 2, message: None };
+        let half = ComponentStatus { ready: false, replicas: 2, ready_replicas: 1, message: None };
+        let none = ComponentStatus { ready: false, replicas: 2, ready_replicas: 0, message: None };
         assert_eq!(phase(&[&ok, &ok], None), Phase::Running);
         assert_eq!(phase(&[&ok, &half], None), Phase::Degraded);
         assert_eq!(phase(&[&none], None), Phase::Creating);
@@ -215,24 +156,10 @@ mod tests {
     #[test]
     fn transition_time_kept_while_status_unchanged() {
         let first = condition(&[], "Ready", false, "Creating", "x", Some(1));
-        let again = condition(
-            std::slice::from_ref(&first),
-            "Ready",
-            false,
-            "Creating",
-            "y",
-            Some(2),
-        );
+        let again = condition(std::slice::from_ref(&first), "Ready", false, "Creating", "y", Some(2));
         assert_eq!(first.last_transition_time, again.last_transition_time);
         std::thread::sleep(std::time::Duration::from_millis(5));
-        let flipped = condition(
-            std::slice::from_ref(&again),
-            "Ready",
-            true,
-            "Running",
-            "z",
-            Some(2),
-        );
+        let flipped = condition(std::slice::from_ref(&again), "Ready", true, "Running", "z", Some(2));
         assert!(flipped.last_transition_time.0 > again.last_transition_time.0);
     }
 }

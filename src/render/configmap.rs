@@ -7,15 +7,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::meta::{self, Component};
 use crate::model::Model;
-use crate::vector::Config;
 
 /// Key of the Vector config file in the ConfigMap.
 pub const CONFIG_KEY: &str = "vector.yaml";
+/// Key of the discovery sidecar's settings in the metrics ConfigMap.
+pub const DISCOVERY_KEY: &str = "discovery.json";
 
-pub fn render(m: &Model, owner: Option<&OwnerReference>, c: Component, cfg: &Config) -> ConfigMap {
+pub fn render(m: &Model, owner: Option<&OwnerReference>, c: Component, data: BTreeMap<String, String>) -> ConfigMap {
     ConfigMap {
         metadata: meta::namespaced(m, owner, c.configmap_name(&m.name), c.app_name()),
-        data: Some(BTreeMap::from([(CONFIG_KEY.to_string(), cfg.to_yaml())])),
+        data: Some(data),
         ..Default::default()
     }
 }

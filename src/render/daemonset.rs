@@ -4,45 +4,46 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction,
-    HostPathVolumeSource, LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec,
-    Probe, ResourceRequirements, Volume, VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
+    LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Volume,
+    VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
-use super::configmap::CONFIG_KEY;
+use super::configmap::{CONFIG_KEY, DISCOVERY_KEY};
 use super::meta::{self, Component};
 use crate::model::{Collector, Model, Scope};
-use crate::vector::{API_PORT, Config, DATA_DIR, METRICS_PORT};
+use crate::vector::{API_PORT, DATA_DIR, METRICS_PORT};
 
 const CONFIG_DIR: &str = "/etc/vector";
 
 /// Host directory holding this collector's checkpoints and disk buffers: distinct per CR and
 /// per component, so two collectors on one node never share checkpoint files or buffer locks.
 pub fn host_data_dir(m: &Model, c: Component) -> String {
-    format!(
-        "/var/lib/vector/monitoringservices/{}/{}/{}",
-        m.namespace,
-        m.name,
-        c.short()
-    )
+    format!("/var/lib/vector/monitoringservices/{}/{}/{}", m.namespace, m.name, c.short())
 }
 
-pub fn config_hash(cfg: &Config) -> String {
-    hex::encode(&Sha256::digest(cfg.to_yaml().as_bytes())[..16])
+/// Hash of everything in the component's ConfigMap: the pod template carries it, so any
+/// config change rolls the pods.
+pub fn config_hash(data: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in data {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
 }
 
 fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector {
-                field_path: path.into(),
-                ..Default::default()
-            }),
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
             ..Default::default()
         }),
         ..Default::default()
@@ -52,21 +53,13 @@ fn field_env(name: &str, path: &str) -> EnvVar {
 fn host_path(name: &str, path: &str, kind: Option<&str>) -> Volume {
     Volume {
         name: name.into(),
-        host_path: Some(HostPathVolumeSource {
-            path: path.into(),
-            type_: kind.map(str::to_string),
-        }),
+        host_path: Some(HostPathVolumeSource { path: path.into(), type_: kind.map(str::to_string) }),
         ..Default::default()
     }
 }
 
 fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount {
-        name: name.into(),
-        mount_path: path.into(),
-        read_only: Some(read_only),
-        ..Default::default()
-    }
+    VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(read_only), ..Default::default() }
 }
 
 fn resources(c: &Collector) -> ResourceRequirements {
@@ -83,16 +76,50 @@ fn resources(c: &Collector) -> ResourceRequirements {
             ("cpu".to_string(), Quantity("100m".into())),
             ("memory".to_string(), Quantity("128Mi".into())),
         ]);
-        return ResourceRequirements {
-            requests: Some(light),
+        return ResourceRequirements { requests: Some(light), ..Default::default() };
+    }
+    ResourceRequirements { requests: Some(set.clone()), limits: Some(set), ..Default::default() }
+}
+
+/// Where the discovery sidecar writes this node's scrape targets (an emptyDir shared with Vector).
+const DISCOVERY_DIR: &str = "/vector-discovery";
+const TARGETS_FILE: &str = "targets.yaml";
+
+/// The discovery containers of the metrics pod: an init container writes the first targets
+/// file (so Vector starts with a complete config), a sidecar keeps it current.
+fn discovery_containers(m: &Model) -> (Container, Container) {
+    let args = |once: bool| {
+        let mut a = vec![
+            "discover".to_string(),
+            "--node".into(),
+            "$(NODE_NAME)".into(),
+            "--settings".into(),
+            format!("{CONFIG_DIR}/{DISCOVERY_KEY}"),
+            "--output".into(),
+            format!("{DISCOVERY_DIR}/{TARGETS_FILE}"),
+        ];
+        if once {
+            a.push("--once".into());
+        }
+        a
+    };
+    let small =
+        BTreeMap::from([("cpu".to_string(), Quantity("10m".into())), ("memory".to_string(), Quantity("32Mi".into()))]);
+    let base = Container {
+        image: Some(m.discovery_image.clone()),
+        env: Some(vec![field_env("NODE_NAME", "spec.nodeName")]),
+        resources: Some(ResourceRequirements {
+            requests: Some(small),
+            limits: Some(BTreeMap::from([("memory".to_string(), Quantity("128Mi".into()))])),
             ..Default::default()
-        };
-    }
-    ResourceRequirements {
-        requests: Some(set.clone()),
-        limits: Some(set),
+        }),
+        volume_mounts: Some(vec![mount("config", CONFIG_DIR, true), mount("discovery", DISCOVERY_DIR, false)]),
         ..Default::default()
-    }
+    };
+    (
+        Container { name: "discover-init".into(), args: Some(args(true)), ..base.clone() },
+        Container { name: "discover".into(), args: Some(args(false)), ..base },
+    )
 }
 
 pub fn render(
@@ -100,7 +127,7 @@ pub fn render(
     owner: Option<&OwnerReference>,
     comp: Component,
     c: &Collector,
-    cfg: &Config,
+    config_hash: String,
 ) -> DaemonSet {
     let selector = BTreeMap::from([
         (meta::LABEL_INSTANCE.to_string(), m.name.clone()),
@@ -115,29 +142,19 @@ pub fn render(
         field_env("VECTOR_SELF_NODE_NAME", "spec.nodeName"),
         field_env("VECTOR_SELF_POD_NAME", "metadata.name"),
         field_env("VECTOR_SELF_POD_NAMESPACE", "metadata.namespace"),
-        EnvVar {
-            name: "VECTOR_LOG".into(),
-            value: Some("info".into()),
-            ..Default::default()
-        },
+        EnvVar { name: "VECTOR_LOG".into(), value: Some("info".into()), ..Default::default() },
     ];
     env.extend(c.env.iter().cloned());
 
     let mut volumes = vec![
         Volume {
             name: "config".into(),
-            config_map: Some(ConfigMapVolumeSource {
-                name: comp.configmap_name(&m.name),
-                ..Default::default()
-            }),
+            config_map: Some(ConfigMapVolumeSource { name: comp.configmap_name(&m.name), ..Default::default() }),
             ..Default::default()
         },
         host_path("data", &host_data_dir(m, comp), Some("DirectoryOrCreate")),
     ];
-    let mut mounts = vec![
-        mount("config", CONFIG_DIR, true),
-        mount("data", DATA_DIR, false),
-    ];
+    let mut mounts = vec![mount("config", CONFIG_DIR, true), mount("data", DATA_DIR, false)];
     if comp == Component::Logs {
         volumes.push(host_path("var-log", "/var/log", None));
         mounts.push(mount("var-log", "/var/log", true));
@@ -148,14 +165,24 @@ pub fn render(
         }
     }
 
+    let mut args = vec!["--config".to_string(), format!("{CONFIG_DIR}/{CONFIG_KEY}")];
+    let mut init_containers = None;
+    let mut sidecars = Vec::new();
+    if comp == Component::Metrics {
+        volumes.push(Volume { name: "discovery".into(), empty_dir: Some(Default::default()), ..Default::default() });
+        mounts.push(mount("discovery", DISCOVERY_DIR, true));
+        // The targets file changes while running: Vector reloads it (only the changed
+        // components are rebuilt).
+        args.extend(["--config".to_string(), format!("{DISCOVERY_DIR}/{TARGETS_FILE}"), "--watch-config".into()]);
+        let (init, sidecar) = discovery_containers(m);
+        init_containers = Some(vec![init]);
+        sidecars.push(sidecar);
+    }
     let container = Container {
         name: "vector".into(),
         image: Some(c.image.clone()),
         image_pull_policy: c.pull_policy.map(|p| format!("{p:?}")),
-        args: Some(vec![
-            "--config".into(),
-            format!("{CONFIG_DIR}/{CONFIG_KEY}"),
-        ]),
+        args: Some(args),
         env: Some(env),
         ports: Some(vec![
             ContainerPort {
@@ -187,37 +214,26 @@ pub fn render(
         ..Default::default()
     };
 
-    let pull_secrets = (!m.pod.image_pull_secrets.is_empty()).then(|| {
-        m.pod
-            .image_pull_secrets
-            .iter()
-            .map(|s| LocalObjectReference { name: s.clone() })
-            .collect()
-    });
+    let pull_secrets = (!m.pod.image_pull_secrets.is_empty())
+        .then(|| m.pod.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.clone() }).collect());
 
     DaemonSet {
         metadata: meta::namespaced(m, owner, comp.daemonset_name(&m.name), comp.app_name()),
         spec: Some(DaemonSetSpec {
-            selector: LabelSelector {
-                match_labels: Some(selector),
-                ..Default::default()
-            },
+            selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(
-                        meta::ANNOTATION_CONFIG_HASH.to_string(),
-                        config_hash(cfg),
-                    )])),
+                    annotations: Some(BTreeMap::from([(meta::ANNOTATION_CONFIG_HASH.to_string(), config_hash)])),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(m.service_account.clone()),
-                    containers: vec![container],
+                    containers: std::iter::once(container).chain(sidecars).collect(),
+                    init_containers,
                     volumes: Some(volumes),
                     tolerations: Some(m.pod.tolerations.clone()),
-                    node_selector: (!m.pod.node_selector.is_empty())
-                        .then(|| m.pod.node_selector.clone()),
+                    node_selector: (!m.pod.node_selector.is_empty()).then(|| m.pod.node_selector.clone()),
                     affinity: m.pod.affinity.clone(),
                     image_pull_secrets: pull_secrets,
                     // Matches Vector's default graceful shutdown limit, so buffers flush.

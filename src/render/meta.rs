@@ -78,17 +78,10 @@ pub fn children_selector(cr_name: &str) -> String {
 
 /// The label selector that finds a CR's cluster-scoped children.
 pub fn cluster_children_selector(namespace: &str, cr_name: &str) -> String {
-    format!(
-        "{LABEL_OWNER_NAMESPACE}={namespace},{LABEL_OWNER_NAME}={cr_name},{LABEL_MANAGED_BY}={MANAGER}"
-    )
+    format!("{LABEL_OWNER_NAMESPACE}={namespace},{LABEL_OWNER_NAME}={cr_name},{LABEL_MANAGED_BY}={MANAGER}")
 }
 
-pub fn namespaced(
-    m: &Model,
-    owner: Option<&OwnerReference>,
-    name: String,
-    app_name: &str,
-) -> ObjectMeta {
+pub fn namespaced(m: &Model, owner: Option<&OwnerReference>, name: String, app_name: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name),
         namespace: Some(m.namespace.clone()),
@@ -102,9 +95,5 @@ pub fn cluster(m: &Model, name: String) -> ObjectMeta {
     let mut l = labels(m, "vector");
     l.insert(LABEL_OWNER_NAMESPACE.into(), m.namespace.clone());
     l.insert(LABEL_OWNER_NAME.into(), m.name.clone());
-    ObjectMeta {
-        name: Some(name),
-        labels: Some(l),
-        ..Default::default()
-    }
+    ObjectMeta { name: Some(name), labels: Some(l), ..Default::default() }
 }

@@ -8,6 +8,8 @@ pub mod meta;
 mod rbac;
 mod service_account;
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
@@ -82,10 +84,7 @@ impl Child {
         // Typed objects omit apiVersion/kind in their serialisation; SSA needs them.
         value["apiVersion"] = T::API_VERSION.into();
         value["kind"] = T::KIND.into();
-        Child {
-            kind,
-            object: serde_json::from_value(value).expect("k8s object is a DynamicObject"),
-        }
+        Child { kind, object: serde_json::from_value(value).expect("k8s object is a DynamicObject") }
     }
 
     pub fn name(&self) -> &str {
@@ -102,21 +101,23 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
     }
     out.extend(rbac::render(m, owner));
     if let Some(logs) = &m.logs {
-        let cfg = vector::logs::config(m, logs);
-        let cm = configmap::render(m, owner, meta::Component::Logs, &cfg);
-        out.push(Child::new(Kind::ConfigMap, &cm));
-        out.push(Child::new(
-            Kind::DaemonSet,
-            &daemonset::render(m, owner, meta::Component::Logs, logs, &cfg),
-        ));
+        let data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), vector::logs::config(m, logs).to_yaml())]);
+        let hash = daemonset::config_hash(&data);
+        out.push(Child::new(Kind::ConfigMap, &configmap::render(m, owner, meta::Component::Logs, data)));
+        out.push(Child::new(Kind::DaemonSet, &daemonset::render(m, owner, meta::Component::Logs, logs, hash)));
     }
     if let Some(metrics) = &m.metrics {
-        let cfg = vector::metrics::config(m, metrics);
-        let cm = configmap::render(m, owner, meta::Component::Metrics, &cfg);
-        out.push(Child::new(Kind::ConfigMap, &cm));
+        let settings =
+            serde_json::to_string_pretty(&vector::metrics::settings(m, metrics)).expect("settings serialise");
+        let data = BTreeMap::from([
+            (configmap::CONFIG_KEY.to_string(), vector::metrics::config(m, metrics).to_yaml()),
+            (configmap::DISCOVERY_KEY.to_string(), settings),
+        ]);
+        let hash = daemonset::config_hash(&data);
+        out.push(Child::new(Kind::ConfigMap, &configmap::render(m, owner, meta::Component::Metrics, data)));
         out.push(Child::new(
             Kind::DaemonSet,
-            &daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, &cfg),
+            &daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash),
         ));
     }
     out

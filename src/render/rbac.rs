@@ -4,9 +4,7 @@
 //! RoleBinding `{name}-vector` with read access to this namespace's pods only; the logs
 //! collector then needs no API access at all (it reads log files by path).
 
-use k8s_openapi::api::rbac::v1::{
-    ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject,
-};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
 use super::{Child, Kind, meta};
@@ -37,23 +35,14 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
     match m.scope {
         Scope::Namespace => {
             let name = meta::rbac_name(m);
-            let role = Role {
-                metadata: meta::namespaced(m, owner, name.clone(), "vector"),
-                rules: Some(read(&["pods"])),
-            };
+            let role =
+                Role { metadata: meta::namespaced(m, owner, name.clone(), "vector"), rules: Some(read(&["pods"])) };
             let binding = RoleBinding {
                 metadata: meta::namespaced(m, owner, name.clone(), "vector"),
-                role_ref: RoleRef {
-                    api_group: Some("rbac.authorization.k8s.io".into()),
-                    kind: "Role".into(),
-                    name,
-                },
+                role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name },
                 subjects: Some(subject(m)),
             };
-            vec![
-                Child::new(Kind::Role, &role),
-                Child::new(Kind::RoleBinding, &binding),
-            ]
+            vec![Child::new(Kind::Role, &role), Child::new(Kind::RoleBinding, &binding)]
         }
         Scope::Cluster => {
             let name = meta::cluster_rbac_name(m);
@@ -71,10 +60,7 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
                 },
                 subjects: Some(subject(m)),
             };
-            vec![
-                Child::new(Kind::ClusterRole, &role),
-                Child::new(Kind::ClusterRoleBinding, &binding),
-            ]
+            vec![Child::new(Kind::ClusterRole, &role), Child::new(Kind::ClusterRoleBinding, &binding)]
         }
     }
 }

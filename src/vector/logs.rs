@@ -15,66 +15,62 @@ use crate::model::{Collector, Model, Scope};
 pub const SOURCE: &str = "pod_logs";
 pub const ENRICH: &str = "enrich";
 pub const S3_SINK: &str = "s3_archive";
+pub const GREPTIME_FLATTEN: &str = "greptimedb_flatten";
+pub const GREPTIME_SINK: &str = "greptimedb_logs";
 
 pub fn config(m: &Model, logs: &Collector) -> Config {
     let mut cfg = base_config();
     let enrich = match m.scope {
         Scope::Cluster => {
-            cfg.sources
-                .insert(SOURCE.into(), Source::KubernetesLogs(kubernetes_logs(logs)));
+            cfg.sources.insert(SOURCE.into(), Source::KubernetesLogs(kubernetes_logs(logs)));
             stamp_identity(&m.workspace, &m.tenant)
         }
         Scope::Namespace => {
-            cfg.sources
-                .insert(SOURCE.into(), Source::File(namespace_files(m)));
-            format!(
-                "{}{}",
-                PARSE_POD_LOG_FILE,
-                stamp_identity(&m.workspace, &m.tenant)
-            )
+            cfg.sources.insert(SOURCE.into(), Source::File(namespace_files(m)));
+            format!("{}{}", PARSE_POD_LOG_FILE, stamp_identity(&m.workspace, &m.tenant))
         }
     };
     cfg.transforms.insert(
         ENRICH.into(),
-        Transform::Remap(Remap {
-            inputs: vec![SOURCE.into()],
-            source: enrich,
-            drop_on_error: false,
-        }),
+        Transform::Remap(Remap { inputs: vec![SOURCE.into()], source: enrich, drop_on_error: false }),
     );
     let prefix = key_prefix(&logs.archive, "namespace={{ kubernetes.pod_namespace }}/");
-    cfg.sinks.insert(
-        S3_SINK.into(),
-        s3_sink(vec![ENRICH.into()], &logs.archive, prefix),
-    );
+    cfg.sinks.insert(S3_SINK.into(), s3_sink(vec![ENRICH.into()], &logs.archive, prefix));
+    if let Some(t) = m.greptime_target.as_ref().filter(|t| t.logs) {
+        // Flat columns for the log pipeline (crate::greptime::PIPELINE).
+        cfg.transforms.insert(
+            GREPTIME_FLATTEN.into(),
+            Transform::Remap(Remap { inputs: vec![ENRICH.into()], source: FLATTEN.into(), drop_on_error: false }),
+        );
+        cfg.sinks.insert(
+            GREPTIME_SINK.into(),
+            Sink::GreptimedbLogs(Box::new(GreptimeDbLogs {
+                inputs: vec![GREPTIME_FLATTEN.into()],
+                endpoint: format!("http://{}", t.endpoint),
+                dbname: t.database.clone(),
+                table: t.logs_table.clone(),
+                pipeline_name: t.pipeline_name.clone(),
+                compression: "gzip".into(),
+                // Real-time copy: never allowed to stall the archive (see README, dual write).
+                buffer: realtime_buffer(),
+                healthcheck: Healthcheck { enabled: true, uri: None },
+            })),
+        );
+    }
     self_observability(&mut cfg);
     cfg
 }
 
 fn kubernetes_logs(logs: &Collector) -> KubernetesLogs {
     let sel = &logs.selection;
-    let mut labels: Vec<String> = sel
-        .include_pod_labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect();
-    labels.extend(
-        sel.exclude_pod_labels
-            .iter()
-            .map(|(k, v)| format!("{k}!={v}")),
-    );
+    let mut labels: Vec<String> = sel.include_pod_labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.extend(sel.exclude_pod_labels.iter().map(|(k, v)| format!("{k}!={v}")));
     let mut namespaces = Vec::new();
     if !sel.include_namespaces.is_empty() {
-        namespaces.push(format!(
-            "kubernetes.io/metadata.name in ({})",
-            sel.include_namespaces.join(",")
-        ));
+        namespaces.push(format!("kubernetes.io/metadata.name in ({})", sel.include_namespaces.join(",")));
     }
     if !sel.exclude_namespaces.is_empty() {
-        namespaces.push(format!(
-            "kubernetes.io/metadata.name notin ({})",
-            sel.exclude_namespaces.join(",")
-        ));
+        namespaces.push(format!("kubernetes.io/metadata.name notin ({})", sel.exclude_namespaces.join(",")));
     }
     KubernetesLogs {
         extra_label_selector: labels.join(","),
@@ -90,14 +86,25 @@ fn namespace_files(m: &Model) -> FileSource {
     FileSource {
         include: vec![format!("/var/log/pods/{}_*/*/*.log", m.namespace)],
         // The collectors' own pods live in this namespace too.
-        exclude: vec![format!(
-            "/var/log/pods/{}_{}-vector-*/**",
-            m.namespace, m.name
-        )],
+        exclude: vec![format!("/var/log/pods/{}_{}-vector-*/**", m.namespace, m.name)],
         read_from: "beginning".into(),
         glob_minimum_cooldown_ms: 15_000,
     }
 }
+
+/// One flat record per log line, the columns of the GreptimeDB log pipeline.
+const FLATTEN: &str = r#". = {
+  "timestamp": .timestamp,
+  "message": .message,
+  "stream": .stream,
+  "namespace": .kubernetes.pod_namespace,
+  "pod": .kubernetes.pod_name,
+  "container": .kubernetes.container_name,
+  "node": .kubernetes.pod_node_name,
+  "workspace": .workspace,
+  "tenant": .tenant
+}
+"#;
 
 /// Parses the pod log path and the CRI (or Docker JSON) line format into the same field
 /// layout `kubernetes_logs` produces.

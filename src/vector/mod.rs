@@ -60,29 +60,29 @@ pub fn s3_sink(inputs: Vec<String>, archive: &Archive, key_prefix: String) -> Si
             .into(),
         },
         // JSON without explicit framing is written as one JSON array per object.
-        framing: Framing {
-            method: "newline_delimited".into(),
-        },
+        framing: Framing { method: "newline_delimited".into() },
         batch: Batch {
             max_bytes: Some(archive.batch_max_bytes),
             timeout_secs: Some(archive.batch_timeout_secs as f64),
         },
-        buffer: Buffer::Disk {
-            max_size: MIN_DISK_BUFFER_BYTES,
-            when_full: WhenFull::Block,
-        },
+        buffer: Buffer::Disk { max_size: MIN_DISK_BUFFER_BYTES, when_full: WhenFull::Block },
         auth: None,
         healthcheck: None,
     }))
+}
+
+/// Buffer of a real-time (GreptimeDB) sink: bounded memory that drops the newest events when
+/// full, so a slow or unreachable GreptimeDB never backpressures the shared upstream and the
+/// S3 archive keeps flowing. The archive holds the complete copy.
+pub fn realtime_buffer() -> Buffer {
+    Buffer::Memory { max_events: 10_000, when_full: WhenFull::DropNewest }
 }
 
 /// Vector's own metrics, exposed for Prometheus on [`METRICS_PORT`].
 pub fn self_observability(cfg: &mut Config) {
     cfg.sources.insert(
         "vector_internal_metrics".into(),
-        Source::InternalMetrics(InternalMetrics {
-            namespace: "vector".into(),
-        }),
+        Source::InternalMetrics(InternalMetrics { namespace: "vector".into() }),
     );
     cfg.sinks.insert(
         "vector_metrics_exporter".into(),
@@ -97,10 +97,7 @@ pub fn self_observability(cfg: &mut Config) {
 pub fn base_config() -> Config {
     Config {
         data_dir: DATA_DIR.into(),
-        api: Api {
-            enabled: true,
-            address: format!("0.0.0.0:{API_PORT}"),
-        },
+        api: Api { enabled: true, address: format!("0.0.0.0:{API_PORT}") },
         sources: Default::default(),
         transforms: Default::default(),
         sinks: Default::default(),

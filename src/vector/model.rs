@@ -98,6 +98,8 @@ pub struct MetricToLog {
 pub enum Sink {
     AwsS3(Box<AwsS3>),
     PrometheusExporter(PrometheusExporter),
+    GreptimedbLogs(Box<GreptimeDbLogs>),
+    PrometheusRemoteWrite(Box<PrometheusRemoteWrite>),
 }
 
 impl Sink {
@@ -105,8 +107,32 @@ impl Sink {
         match self {
             Sink::AwsS3(s) => &s.inputs,
             Sink::PrometheusExporter(s) => &s.inputs,
+            Sink::GreptimedbLogs(s) => &s.inputs,
+            Sink::PrometheusRemoteWrite(s) => &s.inputs,
         }
     }
+}
+
+/// GreptimeDB HTTP logs sink (`/v1/events/logs`).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct GreptimeDbLogs {
+    pub inputs: Vec<String>,
+    pub endpoint: String,
+    pub dbname: String,
+    pub table: String,
+    pub pipeline_name: String,
+    pub compression: String,
+    pub buffer: Buffer,
+    pub healthcheck: Healthcheck,
+}
+
+/// Prometheus remote write (GreptimeDB's `/v1/prometheus/write`).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct PrometheusRemoteWrite {
+    pub inputs: Vec<String>,
+    pub endpoint: String,
+    pub buffer: Buffer,
+    pub healthcheck: Healthcheck,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -132,6 +158,8 @@ pub struct AwsS3 {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct Healthcheck {
     pub enabled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -162,14 +190,8 @@ pub enum WhenFull {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Buffer {
-    Disk {
-        max_size: u64,
-        when_full: WhenFull,
-    },
-    Memory {
-        max_events: u64,
-        when_full: WhenFull,
-    },
+    Disk { max_size: u64, when_full: WhenFull },
+    Memory { max_events: u64, when_full: WhenFull },
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]

@@ -24,9 +24,5 @@ pub fn vrl_string(s: &str) -> String {
 /// Stamp workspace and tenant on every event. Assignments come last so nothing upstream can
 /// overwrite them.
 pub fn stamp_identity(workspace: &str, tenant: &str) -> String {
-    format!(
-        ".workspace = {}\n.tenant = {}\n",
-        vrl_string(workspace),
-        vrl_string(tenant)
-    )
+    format!(".workspace = {}\n.tenant = {}\n", vrl_string(workspace), vrl_string(tenant))
 }

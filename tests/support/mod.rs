@@ -47,8 +47,7 @@ fn kubetestenv_bin() -> PathBuf {
 pub fn env() -> &'static TestEnv {
     ENV.get_or_init(|| {
         let bin = kubetestenv_bin();
-        let dir =
-            std::env::temp_dir().join(format!("monitoring-operator-test-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("monitoring-operator-test-{}", std::process::id()));
         let mut child = Command::new(&bin)
             .args(["up", "--dir"])
             .arg(&dir)
@@ -59,10 +58,7 @@ pub fn env() -> &'static TestEnv {
             .expect("start kubetestenv up");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let kubeconfig = loop {
-            let line = lines
-                .next()
-                .expect("kubetestenv exited before READY")
-                .unwrap();
+            let line = lines.next().expect("kubetestenv exited before READY").unwrap();
             if let Some(p) = line.strip_prefix("READY ") {
                 break PathBuf::from(p);
             }
@@ -71,12 +67,7 @@ pub fn env() -> &'static TestEnv {
         let env = TestEnv { kubeconfig, bin };
         let crd = repo().join("deploy/crd.yaml");
         env.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
-        env.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/monitoringservices.e6data.io",
-        ]);
+        env.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd/monitoringservices.e6data.io"]);
         env
     })
 }
@@ -101,19 +92,13 @@ impl TestEnv {
         if out.status.success() {
             Ok(String::from_utf8_lossy(&out.stdout).into_owned())
         } else {
-            Err(format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ))
+            Err(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
         }
     }
 
     pub async fn config(&self) -> Config {
         let kc = Kubeconfig::read_from(&self.kubeconfig).unwrap();
-        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
-            .await
-            .unwrap()
+        Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default()).await.unwrap()
     }
 
     /// A new client (clients are per test: each test has its own runtime).
@@ -130,17 +115,8 @@ pub async fn namespace(client: &Client, prefix: &str) -> String {
 }
 
 pub async fn create_namespace(client: &Client, name: &str) {
-    let ns = Namespace {
-        metadata: ObjectMeta {
-            name: Some(name.into()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    match Api::<Namespace>::all(client.clone())
-        .create(&PostParams::default(), &ns)
-        .await
-    {
+    let ns = Namespace { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
+    match Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &ns).await {
         Ok(_) => {}
         Err(kube::Error::Api(e)) if e.code == 409 => {}
         Err(e) => panic!("create namespace {name}: {e}"),
@@ -148,9 +124,7 @@ pub async fn create_namespace(client: &Client, name: &str) {
 }
 
 fn rand_suffix() -> u32 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap();
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
     (t.subsec_nanos() ^ std::process::id().rotate_left(16)) & 0xffffff
 }
 
@@ -158,7 +132,8 @@ fn rand_suffix() -> u32 {
 /// are counted.
 pub async fn start_controller(namespace: &str) -> RequestCounter {
     let (client, counter) = controller::client::counted(env().config().await).unwrap();
-    tokio::spawn(controller::run(client, Some(namespace.to_string())));
+    let settings = controller::Settings { namespace: Some(namespace.to_string()), ..Default::default() };
+    tokio::spawn(controller::run(client, settings));
     counter
 }
 

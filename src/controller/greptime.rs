@@ -1,0 +1,94 @@
+//! Resolve a resource's `greptimeRef`: find the GreptimeDBCluster, derive its frontend
+//! endpoint, make sure the log pipeline exists in GreptimeDB, and report all of it. Touches:
+//! the Kubernetes API (one GET of the cluster object) and GreptimeDB's HTTP API (through
+//! [`crate::greptime::ensure_pipeline`], cached per endpoint).
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Api, DynamicObject};
+
+use super::Context;
+use crate::api::GreptimeDbIntegrationStatus;
+use crate::greptime;
+use crate::model::{GreptimeTarget, Model};
+
+/// How long a confirmed pipeline is trusted before it is checked again.
+const PIPELINE_TTL: Duration = Duration::from_secs(600);
+
+/// Outcome for one resource.
+pub struct Integration {
+    pub status: GreptimeDbIntegrationStatus,
+    /// What to render: None while the cluster is missing or not ready.
+    pub target: Option<GreptimeTarget>,
+    pub ready: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+pub async fn resolve(ctx: &Context, m: &Model) -> Option<Integration> {
+    let r = m.greptime.as_ref()?;
+    let ns = m.greptime_namespace()?;
+    let mut status = GreptimeDbIntegrationStatus {
+        discovered: false,
+        cluster_name: Some(r.name.clone()),
+        cluster_namespace: Some(ns.clone()),
+        pipeline_ready: false,
+        endpoint: None,
+        database: Some(r.database.clone()),
+    };
+    let not_ready =
+        |status, reason, message: String| Integration { status, target: None, ready: false, reason, message };
+    let ar = greptime::cluster_resource();
+    let cluster = match Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &ns, &ar).get_opt(&r.name).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            let msg = format!("GreptimeDBCluster {ns}/{} not found; S3 archival continues", r.name);
+            return Some(not_ready(status, "ClusterNotFound", msg));
+        }
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            let msg =
+                "the GreptimeDBCluster CRD (greptime.io/v1alpha1) is not installed; S3 archival continues".to_string();
+            return Some(not_ready(status, "ClusterNotFound", msg));
+        }
+        Err(e) => return Some(not_ready(status, "LookupFailed", format!("cannot read GreptimeDBCluster: {e}"))),
+    };
+    status.discovered = true;
+    let endpoint = greptime::endpoint_of(&cluster);
+    status.endpoint = Some(endpoint.clone());
+    if let Err(why) = greptime::cluster_ready(&cluster) {
+        return Some(not_ready(status, "ClusterNotReady", format!("{why}; S3 archival continues")));
+    }
+    let mut target = GreptimeTarget::new(r, endpoint.clone());
+    let mut problem = None;
+    if r.logs_enabled {
+        let base = ctx.settings.greptime_url.clone().unwrap_or_else(|| format!("http://{endpoint}"));
+        match ensure_cached(ctx, &base).await {
+            Ok(()) => status.pipeline_ready = true,
+            Err(e) => {
+                // Without its pipeline the logs sink would be refused: leave it out for now.
+                target.logs = false;
+                problem = Some(("PipelineNotReady", format!("log pipeline {}: {e}", target.pipeline_name)));
+            }
+        }
+    }
+    Some(match problem {
+        None => Integration {
+            status,
+            target: Some(target),
+            ready: true,
+            reason: "Ready",
+            message: format!("Writing to GreptimeDB at {endpoint}, database {}", r.database),
+        },
+        Some((reason, message)) => Integration { status, target: Some(target), ready: false, reason, message },
+    })
+}
+
+async fn ensure_cached(ctx: &Context, base: &str) -> Result<(), greptime::PipelineError> {
+    let key = format!("{base} {}", greptime::pipeline_name());
+    if ctx.pipelines.lock().await.get(&key).is_some_and(|t| t.elapsed() < PIPELINE_TTL) {
+        return Ok(());
+    }
+    greptime::ensure_pipeline(base).await?;
+    ctx.pipelines.lock().await.insert(key, Instant::now());
+    Ok(())
+}
