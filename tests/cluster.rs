@@ -10,72 +10,20 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use monitoring_operator::api::{MonitoringServices, Phase};
 use monitoring_operator::controller::{self, Context};
 use monitoring_operator::model;
 use monitoring_operator::render::{self, Kind};
 use serde_json::{Value, json};
-use support::{env, eventually, namespace, start_controller};
-
-const LONG: Duration = Duration::from_secs(120);
-const SHORT: Duration = Duration::from_secs(30);
-
-fn ms_json(name: &str, spec: Value) -> Value {
-    json!({"apiVersion": "e6data.io/v1alpha2", "kind": "MonitoringServices", "metadata": {"name": name}, "spec": spec})
-}
-
-fn basic_spec() -> Value {
-    json!({
-        "workspace": "analytics-prod",
-        "tenant": "my-company",
-        "vectorLogs": {"s3Bucket": "logs-bucket", "s3Region": "us-east-1"},
-        "vectorMetrics": {"s3Bucket": "metrics-bucket", "s3Region": "us-east-1"}
-    })
-}
-
-async fn create(client: &Client, ns: &str, body: Value) -> kube::Result<MonitoringServices> {
-    let ms: MonitoringServices = serde_json::from_value(body).unwrap();
-    Api::<MonitoringServices>::namespaced(client.clone(), ns).create(&PostParams::default(), &ms).await
-}
+use support::*;
 
 async fn create_raw(client: &Client, ns: &str, body: Value) -> kube::Result<Value> {
     let ar = kube::api::ApiResource::erase::<MonitoringServices>(&());
     let api: Api<kube::api::DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
     let obj: kube::api::DynamicObject = serde_json::from_value(body).unwrap();
     api.create(&PostParams::default(), &obj).await.map(|o| serde_json::to_value(o).unwrap())
-}
-
-async fn patch_spec(client: &Client, ns: &str, name: &str, spec: Value) {
-    Api::<MonitoringServices>::namespaced(client.clone(), ns)
-        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec})))
-        .await
-        .unwrap();
-}
-
-async fn get_ms(client: &Client, ns: &str, name: &str) -> MonitoringServices {
-    Api::<MonitoringServices>::namespaced(client.clone(), ns).get(name).await.unwrap()
-}
-
-/// Wait until status reflects the current generation and `pred` holds.
-async fn wait_status(
-    client: &Client,
-    ns: &str,
-    name: &str,
-    what: &str,
-    pred: impl Fn(&MonitoringServices) -> bool,
-) -> MonitoringServices {
-    eventually(what, LONG, || async {
-        let ms = get_ms(client, ns, name).await;
-        let current = ms.status.as_ref().and_then(|s| s.observed_generation) == ms.metadata.generation;
-        (current && pred(&ms)).then_some(ms)
-    })
-    .await
-}
-
-fn phase(ms: &MonitoringServices) -> Option<Phase> {
-    ms.status.as_ref().and_then(|s| s.phase)
 }
 
 /// Names of the namespaced children carrying the CR's instance label.
@@ -106,10 +54,6 @@ async fn child_names(client: &Client, ns: &str, name: &str) -> BTreeSet<(Kind, S
 
 fn rendered(ms: &MonitoringServices) -> Vec<render::Child> {
     render::render(&model::build(ms).unwrap(), None)
-}
-
-async fn config_map(client: &Client, ns: &str, name: &str) -> Option<ConfigMap> {
-    Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(name).await.unwrap()
 }
 
 #[tokio::test]
@@ -342,46 +286,6 @@ async fn spec_changes_roll_config_and_disabling_deletes_children() {
     .await;
 }
 
-/// Bind the DaemonSet's pods to their nodes and set their Ready condition, as a kubelet would.
-async fn set_pods_ready(client: &Client, ns: &str, selector: &str, ready: bool, limit: usize) -> usize {
-    let pods = Api::<Pod>::namespaced(client.clone(), ns);
-    let mut n = 0;
-    for pod in pods.list(&ListParams::default().labels(selector)).await.unwrap() {
-        if n >= limit {
-            break;
-        }
-        let name = pod.name_any();
-        let spec = pod.spec.clone().unwrap();
-        if spec.node_name.is_none() {
-            // The DaemonSet controller pins each pod to its node with a matchFields affinity.
-            let terms = spec
-                .affinity
-                .unwrap()
-                .node_affinity
-                .unwrap()
-                .required_during_scheduling_ignored_during_execution
-                .unwrap();
-            let node =
-                terms.node_selector_terms[0].match_fields.as_ref().unwrap()[0].values.as_ref().unwrap()[0].clone();
-            let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name}, "target": {"kind": "Node", "name": node}});
-            let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{name}/binding"))
-                .header("content-type", "application/json")
-                .body(serde_json::to_vec(&binding).unwrap())
-                .unwrap();
-            client.request::<Value>(req).await.unwrap();
-        }
-        let status = if ready { "True" } else { "False" };
-        let patch = json!({"status": {"phase": "Running", "podIP": "10.1.0.1", "conditions": [
-            {"type": "PodScheduled", "status": "True"},
-            {"type": "Ready", "status": status, "lastTransitionTime": "2026-01-01T00:00:00Z"},
-            {"type": "ContainersReady", "status": status}
-        ]}});
-        pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch)).await.unwrap();
-        n += 1;
-    }
-    n
-}
-
 #[tokio::test]
 async fn daemonset_readiness_drives_phase_and_ready() {
     let client = env().client().await;
@@ -416,7 +320,7 @@ async fn daemonset_readiness_drives_phase_and_ready() {
                 .then_some(())
         })
         .await;
-        assert_eq!(set_pods_ready(&client, &ns, sel, true, 2).await, 2);
+        assert_eq!(support::set_pods_ready(&client, &ns, sel, true, 2).await, 2);
     }
     let ms = wait_status(&client, &ns, "mon", "Running", |m| phase(m) == Some(Phase::Running)).await;
     let st = ms.status.unwrap();
@@ -429,7 +333,7 @@ async fn daemonset_readiness_drives_phase_and_ready() {
     let ready = st.conditions.iter().find(|c| c.type_ == "Ready").unwrap();
     assert_eq!((ready.status.as_str(), ready.observed_generation), ("True", ms.metadata.generation));
 
-    set_pods_ready(&client, &ns, "app.kubernetes.io/name=vector-metrics", false, 1).await;
+    support::set_pods_ready(&client, &ns, "app.kubernetes.io/name=vector-metrics", false, 1).await;
     let ms = wait_status(&client, &ns, "mon", "Degraded", |m| phase(m) == Some(Phase::Degraded)).await;
     let st = ms.status.unwrap();
     assert!(!st.ready);

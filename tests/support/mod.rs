@@ -11,11 +11,15 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{Api, ObjectMeta, PostParams};
+use k8s_openapi::api::core::v1::ConfigMap;
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
+use kube::ResourceExt;
+use kube::api::{Api, DeleteParams, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+use monitoring_operator::api::{MonitoringServices, Phase};
 use monitoring_operator::controller::{self, client::RequestCounter};
+use serde_json::{Value, json};
 
 pub struct TestEnv {
     pub kubeconfig: PathBuf,
@@ -131,8 +135,11 @@ fn rand_suffix() -> u32 {
 /// Run the operator's controller for `namespace` in this test's runtime; its API requests
 /// are counted.
 pub async fn start_controller(namespace: &str) -> RequestCounter {
+    start_controller_with(controller::Settings { namespace: Some(namespace.to_string()), ..Default::default() }).await
+}
+
+pub async fn start_controller_with(settings: controller::Settings) -> RequestCounter {
     let (client, counter) = controller::client::counted(env().config().await).unwrap();
-    let settings = controller::Settings { namespace: Some(namespace.to_string()), ..Default::default() };
     tokio::spawn(controller::run(client, settings));
     counter
 }
@@ -157,4 +164,143 @@ where
 
 pub fn path_str(p: &Path) -> &str {
     p.to_str().unwrap()
+}
+
+/// Bind the DaemonSet's pods to their nodes and set their Ready condition, as a kubelet would.
+pub async fn set_pods_ready(client: &Client, ns: &str, selector: &str, ready: bool, limit: usize) -> usize {
+    let pods = Api::<Pod>::namespaced(client.clone(), ns);
+    let mut n = 0;
+    for pod in pods.list(&ListParams::default().labels(selector)).await.unwrap() {
+        if n >= limit {
+            break;
+        }
+        let name = pod.name_any();
+        if pod.metadata.deletion_timestamp.is_some() {
+            // What a kubelet does for a terminating pod: confirm it is gone.
+            let _ = pods.delete(&name, &DeleteParams::default().grace_period(0)).await;
+            continue;
+        }
+        let spec = pod.spec.clone().unwrap();
+        if spec.node_name.is_none() {
+            // The DaemonSet controller pins each pod to its node with a matchFields affinity.
+            let terms = spec
+                .affinity
+                .unwrap()
+                .node_affinity
+                .unwrap()
+                .required_during_scheduling_ignored_during_execution
+                .unwrap();
+            let node =
+                terms.node_selector_terms[0].match_fields.as_ref().unwrap()[0].values.as_ref().unwrap()[0].clone();
+            let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name}, "target": {"kind": "Node", "name": node}});
+            let req = http::Request::post(format!("/api/v1/namespaces/{ns}/pods/{name}/binding"))
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&binding).unwrap())
+                .unwrap();
+            if client.request::<Value>(req).await.is_err() {
+                continue; // deleted or already bound meanwhile (a rollout in progress)
+            }
+        }
+        let status = if ready { "True" } else { "False" };
+        let patch = json!({"status": {"phase": "Running", "podIP": "10.1.0.1", "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": status, "lastTransitionTime": "2026-01-01T00:00:00Z"},
+            {"type": "ContainersReady", "status": status}
+        ]}});
+        if pods.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch)).await.is_ok() {
+            n += 1;
+        }
+    }
+    n
+}
+
+/// Create `count` Nodes labelled `pool=<pool>` (no kubelet: they exist for the DaemonSet
+/// controller and for discovery).
+pub async fn create_nodes(client: &Client, pool: &str, count: usize) -> Vec<String> {
+    let nodes = Api::<Node>::all(client.clone());
+    let mut names = Vec::new();
+    for i in 0..count {
+        let name = format!("{pool}-node-{i}");
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": name, "labels": {"pool": pool}},
+            "spec": {"providerID": format!("aws:///us-east-1a/i-{pool}-{i}")}});
+        nodes.create(&PostParams::default(), &serde_json::from_value(node).unwrap()).await.unwrap();
+        names.push(name);
+    }
+    names
+}
+
+pub async fn delete_nodes(client: &Client, names: &[String]) {
+    for n in names {
+        let _ = Api::<Node>::all(client.clone()).delete(n, &DeleteParams::default()).await;
+    }
+}
+
+/// Make every pod of the DaemonSets selected by `selector` ready (waits for them to exist).
+pub async fn all_pods_ready(client: &Client, ns: &str, selector: &str, count: usize) {
+    eventually("pods created", Duration::from_secs(30), || async {
+        let pods =
+            Api::<Pod>::namespaced(client.clone(), ns).list(&ListParams::default().labels(selector)).await.unwrap();
+        (pods.items.len() == count).then_some(())
+    })
+    .await;
+    assert_eq!(set_pods_ready(client, ns, selector, true, count).await, count);
+}
+
+// ---- MonitoringServices helpers ----
+
+pub const LONG: Duration = Duration::from_secs(120);
+pub const SHORT: Duration = Duration::from_secs(30);
+
+pub fn ms_json(name: &str, spec: Value) -> Value {
+    json!({"apiVersion": "e6data.io/v1alpha2", "kind": "MonitoringServices", "metadata": {"name": name}, "spec": spec})
+}
+
+pub fn basic_spec() -> Value {
+    json!({
+        "workspace": "analytics-prod",
+        "tenant": "my-company",
+        "vectorLogs": {"s3Bucket": "logs-bucket", "s3Region": "us-east-1"},
+        "vectorMetrics": {"s3Bucket": "metrics-bucket", "s3Region": "us-east-1"}
+    })
+}
+
+pub async fn create(client: &Client, ns: &str, body: Value) -> kube::Result<MonitoringServices> {
+    let ms: MonitoringServices = serde_json::from_value(body).unwrap();
+    Api::<MonitoringServices>::namespaced(client.clone(), ns).create(&PostParams::default(), &ms).await
+}
+
+pub async fn patch_spec(client: &Client, ns: &str, name: &str, spec: Value) {
+    Api::<MonitoringServices>::namespaced(client.clone(), ns)
+        .patch(name, &PatchParams::default(), &Patch::Merge(json!({"spec": spec})))
+        .await
+        .unwrap();
+}
+
+pub async fn get_ms(client: &Client, ns: &str, name: &str) -> MonitoringServices {
+    Api::<MonitoringServices>::namespaced(client.clone(), ns).get(name).await.unwrap()
+}
+
+/// Wait until status reflects the current generation and `pred` holds.
+pub async fn wait_status(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+    pred: impl Fn(&MonitoringServices) -> bool,
+) -> MonitoringServices {
+    eventually(what, LONG, || async {
+        let ms = get_ms(client, ns, name).await;
+        let current = ms.status.as_ref().and_then(|s| s.observed_generation) == ms.metadata.generation;
+        (current && pred(&ms)).then_some(ms)
+    })
+    .await
+}
+
+pub fn phase(ms: &MonitoringServices) -> Option<Phase> {
+    ms.status.as_ref().and_then(|s| s.phase)
+}
+
+pub async fn config_map(client: &Client, ns: &str, name: &str) -> Option<ConfigMap> {
+    Api::<ConfigMap>::namespaced(client.clone(), ns).get_opt(name).await.unwrap()
 }
