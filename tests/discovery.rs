@@ -4,7 +4,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
@@ -60,7 +60,7 @@ async fn each_node_scrapes_exactly_its_annotated_pods() {
     let client = env().client().await;
     let ns = namespace(&client, "disc").await;
     let excluded = namespace(&client, "disc-excl").await;
-    let dir = PathBuf::from(std::env::temp_dir()).join(format!("discovery-{ns}"));
+    let dir = std::env::temp_dir().join(format!("discovery-{ns}"));
     std::fs::create_dir_all(&dir).unwrap();
     let (node_a, node_b) = (format!("{ns}-a"), format!("{ns}-b"));
     let s = settings(&excluded);

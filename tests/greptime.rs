@@ -106,12 +106,14 @@ async fn pipeline_is_created_once_then_left_alone() {
     let (base, state) = fake_greptime().await;
     assert!(greptime::ensure_pipeline(&base).await.unwrap(), "first call creates");
     assert!(!greptime::ensure_pipeline(&base).await.unwrap(), "second call finds it");
-    let s = state.lock().unwrap();
-    let path = format!("/v1/pipelines/{}", greptime::pipeline_name());
-    let calls: Vec<(&str, &str)> = s.requests.iter().map(|(m, p, _)| (m.as_str(), p.as_str())).collect();
-    assert_eq!(calls, vec![("GET", path.as_str()), ("POST", path.as_str()), ("GET", path.as_str())]);
-    assert_eq!(s.requests[1].2, "application/x-yaml");
-    assert_eq!(s.pipelines[&greptime::pipeline_name()], greptime::PIPELINE);
+    {
+        let s = state.lock().unwrap();
+        let path = format!("/v1/pipelines/{}", greptime::pipeline_name());
+        let calls: Vec<(&str, &str)> = s.requests.iter().map(|(m, p, _)| (m.as_str(), p.as_str())).collect();
+        assert_eq!(calls, vec![("GET", path.as_str()), ("POST", path.as_str()), ("GET", path.as_str())]);
+        assert_eq!(s.requests[1].2, "application/x-yaml");
+        assert_eq!(s.pipelines[&greptime::pipeline_name()], greptime::PIPELINE);
+    }
     // An unreachable GreptimeDB is an error, not a hang.
     assert!(greptime::ensure_pipeline("http://127.0.0.1:1").await.is_err());
 }
