@@ -11,4 +11,5 @@ pub mod discover;
 pub mod greptime;
 pub mod model;
 pub mod render;
+pub mod telemetry;
 pub mod vector;

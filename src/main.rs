@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use monitoring_operator::api::{self, MonitoringServices};
+use monitoring_operator::telemetry::tracing_setup;
 use monitoring_operator::{controller, discover, model, render};
 
 #[derive(Parser)]
@@ -36,6 +37,14 @@ enum Command {
         /// (for an operator running outside the cluster, e.g. through a port-forward).
         #[arg(long, env = "GREPTIMEDB_URL")]
         greptimedb_url: Option<String>,
+        /// Serve /metrics, /healthz and /readyz on this address ("" to disable).
+        #[arg(long, env = "METRICS_ADDR", default_value = "0.0.0.0:8080")]
+        metrics_addr: String,
+        /// Also export status.phase/state and status.conditions of this custom resource kind as
+        /// metrics: group/version/Kind (repeatable; core group as /v1/Kind). Set by the cluster
+        /// admin; needs list/watch RBAC on that kind.
+        #[arg(long = "status-metrics-kind", env = "STATUS_METRICS_KINDS", value_delimiter = ',')]
+        status_kinds: Vec<String>,
     },
     /// Per-node scrape-target discovery: the sidecar of the metrics collector. Watches the
     /// pods of one node and writes the Vector config file with that node's targets.
@@ -75,15 +84,27 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => print!("{}", api::crd_yaml()),
         Command::Render { file, namespace } => print!("{}", render_file(&file, &namespace)?),
-        Command::Run { namespace, log_format, discovery_image, greptimedb_url } => {
-            init_logging(&log_format);
-            let client = kube::Client::try_default().await.context("no Kubernetes configuration found")?;
+        Command::Run { namespace, log_format, discovery_image, greptimedb_url, metrics_addr, status_kinds } => {
+            let _guard = tracing_setup::init(&log_format)?;
+            let config = kube::Config::infer().await.context("no Kubernetes configuration found")?;
+            let (client, counter) = controller::client::counted(config)?;
             tracing::info!(namespace = namespace.as_deref().unwrap_or("<all>"), "starting controller");
-            let settings = controller::Settings { namespace, discovery_image, greptime_url: greptimedb_url };
-            controller::run(client, settings).await;
+            let metrics_addr = if metrics_addr.is_empty() {
+                None
+            } else {
+                Some(metrics_addr.parse().with_context(|| format!("--metrics-addr {metrics_addr}"))?)
+            };
+            let settings = controller::Settings {
+                namespace,
+                discovery_image,
+                greptime_url: greptimedb_url,
+                metrics_addr,
+                status_kinds: status_kinds.into_iter().filter(|k| !k.is_empty()).collect(),
+            };
+            controller::build(client, settings, Some(counter)).await?.run().await;
         }
         Command::Discover { node, settings, output, once, log_format } => {
-            init_logging(&log_format);
+            let _guard = tracing_setup::init(&log_format)?;
             let text = std::fs::read_to_string(&settings).with_context(|| format!("reading {}", settings.display()))?;
             let s: discover::Settings = serde_json::from_str(&text).context("parsing discovery settings")?;
             let client = kube::Client::try_default().await.context("no Kubernetes configuration found")?;
@@ -95,16 +116,6 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-fn init_logging(format: &str) {
-    use tracing_subscriber::{EnvFilter, fmt};
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,kube=warn"));
-    if format == "json" {
-        fmt().json().with_env_filter(filter).init();
-    } else {
-        fmt().with_env_filter(filter).init();
-    }
 }
 
 fn render_file(file: &PathBuf, default_ns: &str) -> anyhow::Result<String> {

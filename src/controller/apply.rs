@@ -9,6 +9,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 use sha2::{Digest, Sha256};
 
+use super::traced::traced;
 use crate::render::meta::{self, MANAGER};
 use crate::render::{Child, Kind};
 
@@ -86,7 +87,9 @@ pub async fn sync(client: &Client, namespace: &str, cr: &str, mut children: Vec<
     let mut live: BTreeMap<(Kind, String), DynamicObject> = BTreeMap::new();
     for kind in Kind::ALL {
         let lp = ListParams::default().labels(&selector(kind, namespace, cr));
-        for obj in api(client, kind, namespace).list(&lp).await? {
+        let a = api(client, kind, namespace);
+        let listed = traced("list", kind.name(), namespace, "", a.list(&lp)).await?;
+        for obj in listed {
             live.insert((kind, obj.name_any()), obj);
         }
     }
@@ -106,16 +109,16 @@ pub async fn sync(client: &Client, namespace: &str, cr: &str, mut children: Vec<
     if !changed.is_empty() {
         let dry = PatchParams { dry_run: true, ..pp.clone() };
         for child in &changed {
-            api(client, child.kind, namespace)
-                .patch(child.name(), &dry, &Patch::Apply(&child.object))
+            let (a, patch) = (api(client, child.kind, namespace), Patch::Apply(&child.object));
+            traced("dry-run apply", child.kind.name(), namespace, child.name(), a.patch(child.name(), &dry, &patch))
                 .await
                 .map_err(|source| Rejected { kind: child.kind.name(), name: child.name().into(), source })?;
         }
     }
     let mut out = Synced::default();
     for child in &changed {
-        let obj = api(client, child.kind, namespace)
-            .patch(child.name(), &pp, &Patch::Apply(&child.object))
+        let (a, patch) = (api(client, child.kind, namespace), Patch::Apply(&child.object));
+        let obj = traced("apply", child.kind.name(), namespace, child.name(), a.patch(child.name(), &pp, &patch))
             .await
             .map_err(|source| Rejected { kind: child.kind.name(), name: child.name().into(), source })?;
         out.applied += 1;
@@ -126,7 +129,8 @@ pub async fn sync(client: &Client, namespace: &str, cr: &str, mut children: Vec<
     let stale: Vec<(Kind, String)> = live.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
     for (kind, name) in stale {
         let dp = DeleteParams::background();
-        match api(client, kind, namespace).delete(&name, &dp).await {
+        let a = api(client, kind, namespace);
+        match traced("delete", kind.name(), namespace, &name, a.delete(&name, &dp)).await {
             Ok(_) => out.deleted += 1,
             Err(kube::Error::Api(e)) if e.code == 404 => {}
             Err(e) => return Err(e.into()),

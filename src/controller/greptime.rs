@@ -39,7 +39,9 @@ pub async fn resolve(ctx: &Context, m: &Model) -> Option<Integration> {
     let not_ready =
         |status, reason, message: String| Integration { status, target: None, ready: false, reason, message };
     let ar = greptime::cluster_resource();
-    let cluster = match Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &ns, &ar).get_opt(&r.name).await {
+    let clusters = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &ns, &ar);
+    let cluster = match super::traced::traced("get", "GreptimeDBCluster", &ns, &r.name, clusters.get_opt(&r.name)).await
+    {
         Ok(Some(c)) => c,
         Ok(None) => {
             let msg = format!("GreptimeDBCluster {ns}/{} not found; S3 archival continues", r.name);
@@ -88,7 +90,8 @@ async fn ensure_cached(ctx: &Context, base: &str) -> Result<(), greptime::Pipeli
     if ctx.pipelines.lock().await.get(&key).is_some_and(|t| t.elapsed() < PIPELINE_TTL) {
         return Ok(());
     }
-    greptime::ensure_pipeline(base).await?;
+    let name = greptime::pipeline_name();
+    super::traced::traced("ensure pipeline", "GreptimeDB", "", &name, greptime::ensure_pipeline(base)).await?;
     ctx.pipelines.lock().await.insert(key, Instant::now());
     Ok(())
 }

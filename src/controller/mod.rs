@@ -7,6 +7,7 @@ pub mod client;
 pub mod cloud;
 pub mod greptime;
 pub mod status;
+pub mod traced;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,12 +24,16 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
-use tracing::{info, warn};
+use tracing::{Instrument, info, warn};
 
 use crate::api::{Cloud, MonitoringServices, MonitoringServicesStatus, Phase, condition};
 use crate::model;
 use crate::render::meta::{self, Component, MANAGER};
 use crate::render::{self, Kind};
+use crate::telemetry::metrics::Metrics;
+use crate::telemetry::server;
+use crate::telemetry::status_metrics::{StatusCollector, WatchedKind};
+use kube::runtime::WatchStreamExt;
 
 /// Finalizer that removes the cluster-scoped children (they cannot be owned by a namespaced CR).
 pub const FINALIZER: &str = "e6data.io/cluster-resources";
@@ -42,6 +47,7 @@ pub struct Context {
     cloud: Mutex<Option<Cloud>>,
     /// GreptimeDB pipelines confirmed to exist, by endpoint and name, with when.
     pipelines: Mutex<std::collections::HashMap<String, std::time::Instant>>,
+    pub metrics: Metrics,
 }
 
 /// Operator-level settings (flags of `run`), not tenant-controlled.
@@ -54,11 +60,21 @@ pub struct Settings {
     /// Reach GreptimeDB's HTTP API here instead of `http://<frontend Service>` (for an
     /// operator running outside the cluster).
     pub greptime_url: Option<String>,
+    /// Serve /metrics, /healthz and /readyz here (None: no endpoint).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Other custom resource kinds (`group/version/Kind`) whose status is exported as metrics.
+    pub status_kinds: Vec<String>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Settings { namespace: None, discovery_image: model::DEFAULT_DISCOVERY_IMAGE.into(), greptime_url: None }
+        Settings {
+            namespace: None,
+            discovery_image: model::DEFAULT_DISCOVERY_IMAGE.into(),
+            greptime_url: None,
+            metrics_addr: None,
+            status_kinds: Vec::new(),
+        }
     }
 }
 
@@ -75,6 +91,7 @@ impl Context {
             settings,
             cloud: Mutex::new(None),
             pipelines: Mutex::new(Default::default()),
+            metrics: Metrics::default(),
         })
     }
 
@@ -84,7 +101,9 @@ impl Context {
         }
         let mut cached = self.cloud.lock().await;
         if cached.is_none() {
-            match cloud::detect(&Api::<Node>::all(self.client.clone())).await {
+            match traced::traced("detect cloud", "Node", "", "", cloud::detect(&Api::<Node>::all(self.client.clone())))
+                .await
+            {
                 Ok(found) => *cached = found,
                 Err(e) => warn!(error = %e, "cloud detection failed"),
             }
@@ -101,9 +120,52 @@ pub enum Error {
     Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
 }
 
+impl Error {
+    /// A short, bounded label for metrics: the apiserver's reason (`Conflict`, `Forbidden`,
+    /// ...) or the failing layer.
+    pub fn reason(&self) -> String {
+        use kube::runtime::finalizer::Error as F;
+        match self {
+            Error::Kube(kube::Error::Api(e)) => e.reason.clone(),
+            Error::Kube(_) => "Transport".into(),
+            Error::Finalizer(f) => match &**f {
+                F::ApplyFailed(e) | F::CleanupFailed(e) => e.reason(),
+                F::AddFinalizer(_) | F::RemoveFinalizer(_) => "Finalizer".into(),
+                _ => "Finalizer".into(),
+            },
+        }
+    }
+}
+
+/// A controller ready to run: watches set up, metrics endpoint bound.
+pub struct Operator {
+    /// Where /metrics is served, when enabled.
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    run: futures::future::BoxFuture<'static, ()>,
+}
+
+impl Operator {
+    /// Run until SIGTERM/SIGINT.
+    pub async fn run(self) {
+        self.run.await
+    }
+}
+
 /// Run the controller until SIGTERM/SIGINT.
-pub async fn run(client: Client, settings: Settings) {
+pub async fn run(client: Client, settings: Settings) -> anyhow::Result<()> {
+    build(client, settings, None).await?.run().await;
+    Ok(())
+}
+
+/// Set up the controller. `counter` (from [`client::counted`]) feeds the API request metric.
+pub async fn build(
+    client: Client,
+    settings: Settings,
+    counter: Option<client::RequestCounter>,
+) -> anyhow::Result<Operator> {
     let namespace = settings.namespace.clone();
+    let metrics_addr = settings.metrics_addr;
+    let status_kinds = settings.status_kinds.clone();
     let ctx = Context::with_settings(client.clone(), settings);
     let ns = namespace.as_deref();
     fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
@@ -126,12 +188,48 @@ pub async fn run(client: Client, settings: Settings) {
         )
     };
     let controller = Controller::new(scoped::<MonitoringServices>(&client, ns), watcher::Config::default());
+    let store = controller.store();
+
+    // The metrics endpoint: operator counters, API requests, and status gauges read from the
+    // controller's own cache (plus any other kinds the admin listed).
+    let endpoint_addr = match metrics_addr {
+        Some(addr) => {
+            let mut registry = prometheus_client::registry::Registry::default();
+            ctx.metrics.register(&mut registry);
+            ctx.metrics.leader.set(1);
+            if let Some(c) = counter {
+                registry.register_collector(Box::new(c));
+            }
+            let kinds = status_metric_kinds(&client, &status_kinds).await?;
+            registry.register_collector(Box::new(StatusCollector { monitoring_services: store.clone(), kinds }));
+            let ep = Arc::new(server::Endpoint { registry, ready: Default::default() });
+            let bound = server::serve(addr, ep.clone()).await?;
+            // Ready once the watched kind can be listed with our credentials (what every watch
+            // of the controller needs); retried until it works.
+            let probe: Api<MonitoringServices> = scoped(&client, ns);
+            tokio::spawn(async move {
+                loop {
+                    match probe.list_metadata(&kube::api::ListParams::default().limit(1)).await {
+                        Ok(_) => {
+                            ep.ready.store(true, std::sync::atomic::Ordering::Relaxed);
+                            break;
+                        }
+                        Err(e) => warn!(error = %e, "not ready: cannot list MonitoringServices"),
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                }
+            });
+            info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+            Some(bound)
+        }
+        None => None,
+    };
+
     // A GreptimeDBCluster appearing or changing re-reconciles the resources referring to it.
     // Watched only when its CRD is installed; otherwise resources waiting for it requeue.
     let ar = crate::greptime::cluster_resource();
     let clusters: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &ar);
     let controller = if clusters.list_metadata(&kube::api::ListParams::default().limit(1)).await.is_ok() {
-        let store = controller.store();
         controller.watches_with(clusters, ar, watcher::Config::default(), move |cluster| {
             let (name, cns) = (cluster.name_any(), cluster.namespace().unwrap_or_default());
             store
@@ -149,7 +247,7 @@ pub async fn run(client: Client, settings: Settings) {
     } else {
         controller
     };
-    controller
+    let run = controller
         .owns(scoped::<DaemonSet>(&client, ns), children.clone())
         .owns(scoped::<ConfigMap>(&client, ns), children.clone())
         .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
@@ -163,8 +261,33 @@ pub async fn run(client: Client, settings: Settings) {
             if let Err(e) = res {
                 warn!(error = %e, "reconcile failed");
             }
-        })
-        .await;
+        });
+    Ok(Operator { metrics_addr: endpoint_addr, run: Box::pin(run) })
+}
+
+/// Watch caches for the extra kinds whose status is exported (`group/version/Kind`; the core
+/// group is written `/v1/Kind`).
+async fn status_metric_kinds(client: &Client, specs: &[String]) -> anyhow::Result<Vec<WatchedKind>> {
+    let mut out = Vec::new();
+    for spec in specs {
+        let parts: Vec<&str> = spec.split('/').collect();
+        let [group, version, kind] = parts[..] else {
+            anyhow::bail!("--status-metrics-kind {spec:?}: expected group/version/Kind");
+        };
+        let gvk = kube::core::GroupVersionKind::gvk(group, version, kind);
+        let (resource, _) = kube::discovery::pinned_kind(client, &gvk)
+            .await
+            .map_err(|e| anyhow::anyhow!("--status-metrics-kind {spec}: {e}"))?;
+        let writer = kube::runtime::reflector::store::Writer::new(resource.clone());
+        let reader = writer.as_reader();
+        let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
+        let stream =
+            kube::runtime::reflector(writer, watcher::watcher(api, watcher::Config::default()).default_backoff());
+        tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+        info!(kind = %spec, "exporting status metrics");
+        out.push(WatchedKind { resource, store: reader });
+    }
+    Ok(out)
 }
 
 /// Access to labels of any watched child (object-safe helper for the mapper above).
@@ -185,6 +308,32 @@ fn error_policy(_ms: Arc<MonitoringServices>, err: &Error, _ctx: Arc<Context>) -
 /// One reconcile of one CR.
 pub async fn reconcile(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action, Error> {
     let ns = ms.namespace().unwrap_or_default();
+    let span = tracing::info_span!(
+        "reconcile",
+        otel.name = "reconcile MonitoringServices",
+        k8s.kind = "MonitoringServices",
+        k8s.namespace = %ns,
+        k8s.name = %ms.name_any(),
+        k8s.generation = ms.metadata.generation.unwrap_or_default(),
+        trace_id = tracing::field::Empty,
+        result = tracing::field::Empty,
+    );
+    {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let id = span.context().span().span_context().trace_id();
+        if id != opentelemetry::trace::TraceId::INVALID {
+            span.record("trace_id", tracing::field::display(id));
+        }
+    }
+    let start = std::time::Instant::now();
+    let out = reconcile_inner(ms, ctx.clone(), ns).instrument(span.clone()).await;
+    ctx.metrics.observe(start.elapsed(), out.as_ref().map(|_| ()));
+    span.record("result", if out.is_ok() { "ok" } else { "error" });
+    out
+}
+
+async fn reconcile_inner(ms: Arc<MonitoringServices>, ctx: Arc<Context>, ns: String) -> Result<Action, Error> {
     let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ns);
     finalizer(&api, FINALIZER, ms, |event| async {
         match event {
@@ -337,7 +486,9 @@ async fn write_status(ctx: &Context, ms: &MonitoringServices, st: MonitoringServ
         "kind": MonitoringServices::kind(&()),
         "status": st,
     });
-    api.patch_status(&ms.name_any(), &PatchParams::apply(MANAGER).force(), &Patch::Apply(&patch)).await?;
+    let (ns, name) = (ms.namespace().unwrap_or_default(), ms.name_any());
+    let (pp, patch) = (PatchParams::apply(MANAGER).force(), Patch::Apply(&patch));
+    traced::traced("patch status", "MonitoringServices", &ns, &name, api.patch_status(&name, &pp, &patch)).await?;
     let old_phase = old.and_then(|s| s.phase);
     if old_phase != st.phase {
         let phase = st.phase.unwrap_or_default();
@@ -350,7 +501,8 @@ async fn write_status(ctx: &Context, ms: &MonitoringServices, st: MonitoringServ
             action: "Reconcile".into(),
             secondary: None,
         };
-        if let Err(e) = ctx.recorder.publish(&ev, &ms.object_ref(&())).await {
+        let reference = ms.object_ref(&());
+        if let Err(e) = traced::traced("create", "Event", &ns, &name, ctx.recorder.publish(&ev, &reference)).await {
             warn!(error = %e, "could not publish event");
         }
     }
