@@ -53,6 +53,7 @@ pub struct Model {
     pub pod: PodSettings,
     pub logs: Option<Collector>,
     pub metrics: Option<MetricsCollector>,
+    pub traces: Option<Traces>,
     pub greptime: Option<GreptimeDbRef>,
     /// Where GreptimeDB is, once the referenced cluster was found (set by the controller,
     /// or assumed at its default address by `render`). None: no real-time sinks.
@@ -137,6 +138,18 @@ pub struct MetricsCollector {
     pub scrape_annotation: String,
     pub port_annotation: String,
     pub path_annotation: String,
+}
+
+/// The workload trace endpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Traces {
+    pub image: String,
+    pub pull_policy: Option<PullPolicy>,
+    pub resources: ResourceSpec,
+    pub replicas: i32,
+    /// OTLP/HTTP traces URL of Tempo (`.../v1/traces`).
+    pub tempo_traces_url: String,
+    pub greptime: bool,
 }
 
 /// S3 archive settings with `${VAR}`s substituted.
@@ -232,6 +245,29 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
         _ => None,
     };
 
+    let traces = match &spec.traces {
+        Some(t) if t.enabled => {
+            let base = t
+                .tempo_endpoint
+                .as_deref()
+                .ok_or_else(|| err("spec.traces.tempoEndpoint", "required when traces is enabled"))?;
+            if !(base.starts_with("http://") || base.starts_with("https://")) || base.contains(char::is_whitespace) {
+                return Err(err("spec.traces.tempoEndpoint", "must be an absolute http:// or https:// URL"));
+            }
+            let image = t.image.clone().unwrap_or_default();
+            let repo = image.repository.unwrap_or_else(|| spec.image_repository.clone());
+            Some(Traces {
+                image: format!("{repo}:{}", image.tag.unwrap_or_else(|| DEFAULT_IMAGE_TAG.to_string())),
+                pull_policy: image.pull_policy,
+                resources: t.resources.clone().unwrap_or_default(),
+                replicas: t.replicas.max(1),
+                tempo_traces_url: format!("{}/v1/traces", base.trim_end_matches('/').trim_end_matches("/v1/traces")),
+                greptime: t.greptime_enabled,
+            })
+        }
+        _ => None,
+    };
+
     Ok(Model {
         name,
         namespace,
@@ -245,6 +281,7 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
         pod,
         logs,
         metrics,
+        traces,
         greptime: spec.greptime_ref.clone(),
         greptime_target: None,
         discovery_image: DEFAULT_DISCOVERY_IMAGE.into(),

@@ -418,3 +418,41 @@ async fn unchanged_reconcile_makes_no_writes() {
     controller::reconcile(Arc::new(changed), ctx).await.unwrap();
     assert!(counter.writes() > 0, "{:?}", counter.snapshot());
 }
+
+/// spec.traces deploys the OTLP endpoint (Deployment + Service) and reports it; turning it off
+/// removes both.
+#[tokio::test]
+async fn trace_endpoint_lifecycle() {
+    let client = env().client().await;
+    let ns = namespace(&client, "traces").await;
+    start_controller(&ns).await;
+    let mut spec = basic_spec();
+    spec["traces"] = json!({"tempoEndpoint": "http://tempo.monitoring.svc:4318", "replicas": 1});
+    create(&client, &ns, ms_json("mon", spec)).await.unwrap();
+    let deployments = Api::<k8s_openapi::api::apps::v1::Deployment>::namespaced(client.clone(), &ns);
+    let services = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), &ns);
+    eventually("OTLP Deployment and Service", SHORT, || async {
+        (deployments.get_opt("mon-vector-otlp").await.unwrap().is_some()
+            && services.get_opt("mon-vector-otlp").await.unwrap().is_some())
+        .then_some(())
+    })
+    .await;
+    let ms = wait_status(&client, &ns, "mon", "traces status", |m| {
+        m.status.as_ref().unwrap().vector_traces_status.is_some()
+    })
+    .await;
+    let t = ms.status.unwrap().vector_traces_status.unwrap();
+    assert_eq!((t.ready, t.replicas), (false, 1)); // no kubelet: never ready here
+    let invalid =
+        create_raw(&client, &ns, ms_json("bad", json!({"workspace": "w", "tenant": "t", "traces": {"enabled": true}})))
+            .await;
+    assert!(invalid.unwrap_err().to_string().contains("tempoEndpoint is required"));
+
+    patch_spec(&client, &ns, "mon", json!({"traces": {"enabled": false}})).await;
+    eventually("OTLP children removed", SHORT, || async {
+        (deployments.get_opt("mon-vector-otlp").await.unwrap().is_none()
+            && services.get_opt("mon-vector-otlp").await.unwrap().is_none())
+        .then_some(())
+    })
+    .await;
+}

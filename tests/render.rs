@@ -303,6 +303,12 @@ fn every_vector_config_passes_the_vector_schema() {
         }
     }
     assert_eq!(checked, 16);
+    // And a config with the trace endpoint.
+    let (_, mut ms) = examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
+    ms.spec.traces = serde_json::from_value(serde_json::json!({"tempoEndpoint": "http://tempo:4318"})).unwrap();
+    let (name, cfg) = vector_configs(&children(&ms)).into_iter().find(|(n, _)| n.contains("otlp")).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{name}:\n{}", errors.join("\n"));
     // The schema really rejects mistakes (so a pass above means something).
     let (_, ms) = examples().remove(0);
     let (_, mut cfg) = vector_configs(&children(&ms)).remove(0);
@@ -426,4 +432,36 @@ fn metrics_pods_run_discovery() {
     let cm = children(&ns_scoped).into_iter().find(|c| c.name() == "monitoring-vector-metrics-config").unwrap();
     let settings: Settings = serde_json::from_str(cm.object.data["data"]["discovery.json"].as_str().unwrap()).unwrap();
     assert_eq!(settings.namespace_scope.as_deref(), Some("workspace-prod"));
+}
+
+/// spec.traces: an OTLP endpoint (Deployment + Service) forwarding to Tempo, and to GreptimeDB.
+#[test]
+fn trace_endpoint_forwards_to_tempo_and_greptimedb() {
+    let (_, mut ms) = examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
+    ms.spec.traces =
+        serde_json::from_value(serde_json::json!({"tempoEndpoint": "http://tempo.monitoring.svc:4318"})).unwrap();
+    let kids = children(&ms);
+    let got = names(&kids);
+    for (k, n) in [
+        (Kind::ConfigMap, "monitoring-vector-otlp-config"),
+        (Kind::Deployment, "monitoring-vector-otlp"),
+        (Kind::Service, "monitoring-vector-otlp"),
+    ] {
+        assert!(got.contains(&(k, n.to_string())), "{n} missing");
+    }
+    let svc = kids.iter().find(|c| c.kind == Kind::Service).unwrap();
+    let ports: Vec<i64> =
+        svc.object.data["spec"]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect();
+    assert_eq!(ports, vec![4317, 4318]);
+    let deploy = kids.iter().find(|c| c.kind == Kind::Deployment).unwrap();
+    assert_eq!(deploy.object.data["spec"]["replicas"], 2);
+    let cfg = vector_configs(&kids).into_iter().find(|(n, _)| n == "monitoring-vector-otlp-config").unwrap().1;
+    assert_eq!(cfg["sources"]["otlp"]["use_otlp_decoding"]["traces"], true);
+    assert_eq!(cfg["sinks"]["tempo"]["protocol"]["uri"], "http://tempo.monitoring.svc:4318/v1/traces");
+    assert_eq!(cfg["sinks"]["tempo"]["protocol"]["encoding"]["codec"], "otlp");
+    assert_eq!(cfg["sinks"]["tempo"]["inputs"], serde_json::json!(["otlp.traces"]));
+    let g = &cfg["sinks"]["greptimedb_traces"];
+    assert_eq!(g["protocol"]["uri"], "http://greptime-prod-frontend.greptime-system.svc:4000/v1/otlp/v1/traces");
+    assert_eq!(g["protocol"]["request"]["headers"]["x-greptime-db-name"], "analytics");
+    assert_eq!(g["buffer"]["when_full"], "drop_newest");
 }

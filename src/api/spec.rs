@@ -92,6 +92,11 @@ pub struct MonitoringServicesSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector_metrics: Option<VectorMetricsSpec>,
 
+    /// Workload traces: an OTLP endpoint (Service `{name}-vector-otlp`, gRPC 4317 and HTTP 4318)
+    /// that forwards applications' traces to Tempo, and to GreptimeDB when greptimeRef is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traces: Option<TracesSpec>,
+
     /// Pod tolerations. Unset: the collectors tolerate every taint so they run on every node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tolerations: Option<Vec<Toleration>>,
@@ -338,6 +343,38 @@ pub struct VectorMetricsSpec {
     pub selection: SelectionSpec,
     #[serde(flatten)]
     pub container: ContainerSpec,
+}
+
+/// Workload trace forwarding (OTLP in, OTLP/HTTP out).
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!self.enabled || has(self.tempoEndpoint)").message("tempoEndpoint is required when traces is enabled"))]
+pub struct TracesSpec {
+    /// Deploy the OTLP endpoint.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Tempo's OTLP/HTTP base URL, e.g. http://tempo.monitoring.svc:4318 (traces go to
+    /// <tempoEndpoint>/v1/traces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.startsWith('http://') || self.startsWith('https://')").message("tempoEndpoint must be an absolute http:// or https:// URL"))]
+    pub tempo_endpoint: Option<String>,
+    /// Also send traces to GreptimeDB's OTLP endpoint when greptimeRef is set.
+    #[serde(default = "default_true")]
+    pub greptime_enabled: bool,
+    /// Replicas of the OTLP endpoint (2 by default, so one can restart without losing the endpoint).
+    #[serde(default = "default_trace_replicas")]
+    #[schemars(range(min = 1, max = 20))]
+    pub replicas: i32,
+    /// Image override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<ImageSpec>,
+    /// CPU and memory (request = limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceSpec>,
+}
+
+fn default_trace_replicas() -> i32 {
+    2
 }
 
 /// Reference to a GreptimeDBCluster (greptime.io/v1alpha1) for real-time queries.

@@ -58,10 +58,13 @@ pub struct MonitoringServicesStatus {
     /// Metrics DaemonSet status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vector_metrics_status: Option<ComponentStatus>,
+    /// Trace endpoint (Deployment) status, when spec.traces is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector_traces_status: Option<ComponentStatus>,
     /// GreptimeDB connection status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greptimedb_status: Option<GreptimeDbIntegrationStatus>,
-    /// Detailed conditions: Ready, SpecValid, LogsReady, MetricsReady, GreptimeDBReady.
+    /// Detailed conditions: Ready, SpecValid, LogsReady, MetricsReady, TracesReady, GreptimeDBReady.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
 }
@@ -114,4 +117,6 @@ pub mod condition {
     pub const METRICS_READY: &str = "MetricsReady";
     /// The GreptimeDB integration works (cluster found and ready, log pipeline present).
     pub const GREPTIMEDB_READY: &str = "GreptimeDBReady";
+    /// The trace endpoint has all its replicas ready.
+    pub const TRACES_READY: &str = "TracesReady";
 }

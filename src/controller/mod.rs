@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, ServiceAccount};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
@@ -249,6 +249,8 @@ pub async fn build(
     };
     let run = controller
         .owns(scoped::<DaemonSet>(&client, ns), children.clone())
+        .owns(scoped::<Deployment>(&client, ns), children.clone())
+        .owns(scoped::<Service>(&client, ns), children.clone())
         .owns(scoped::<ConfigMap>(&client, ns), children.clone())
         .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
         .owns(scoped::<Role>(&client, ns), children.clone())
@@ -382,7 +384,7 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
     }
 
     let ds = |c: Component| -> Option<DaemonSet> {
-        let obj = synced.live.get(&(Kind::DaemonSet, c.daemonset_name(&name)))?;
+        let obj = synced.live.get(&(Kind::DaemonSet, c.workload_name(&name)))?;
         serde_json::to_value(obj).ok().and_then(|v| serde_json::from_value(v).ok())
     };
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
@@ -390,8 +392,14 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
     let logs = model.logs.as_ref().map(|_| status::component(Component::Logs, ds(Component::Logs).as_ref()));
     let metrics =
         model.metrics.as_ref().map(|_| status::component(Component::Metrics, ds(Component::Metrics).as_ref()));
-    let enabled: Vec<_> = logs.iter().chain(metrics.iter()).collect();
-    let named = [("logs", &logs), ("metrics", &metrics)];
+    let traces = model.traces.as_ref().map(|_| {
+        let d = synced.live.get(&(Kind::Deployment, Component::Traces.workload_name(&name)));
+        status::deployment(
+            d.and_then(|o| serde_json::to_value(o).ok()).and_then(|v| serde_json::from_value(v).ok()).as_ref(),
+        )
+    });
+    let enabled: Vec<_> = logs.iter().chain(metrics.iter()).chain(traces.iter()).collect();
+    let named = [("logs", &logs), ("metrics", &metrics), ("traces", &traces)];
     let mut phase = status::phase(&enabled, old.and_then(|s| s.phase));
     let greptime_down = integration.as_ref().filter(|i| !i.ready);
     let mut message = match (phase, enabled.is_empty()) {
@@ -429,7 +437,9 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
         "The spec is valid",
         generation,
     ));
-    for (c, t) in [(&logs, condition::LOGS_READY), (&metrics, condition::METRICS_READY)] {
+    for (c, t) in
+        [(&logs, condition::LOGS_READY), (&metrics, condition::METRICS_READY), (&traces, condition::TRACES_READY)]
+    {
         if let Some(c) = c {
             let reason = if c.ready { "AllNodesReady" } else { "NotAllNodesReady" };
             conditions.push(status::condition(
@@ -460,6 +470,7 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
         observed_generation: generation,
         vector_logs_status: logs,
         vector_metrics_status: metrics,
+        vector_traces_status: traces,
         greptimedb_status: integration.as_ref().map(|i| i.status.clone()),
         conditions,
     };

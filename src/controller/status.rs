@@ -1,7 +1,7 @@
 //! Compute `status` from what was applied and what the DaemonSets report. Pure functions; the
 //! controller writes the result only when it differs from what is stored.
 
-use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -22,6 +22,7 @@ pub fn component(c: Component, ds: Option<&DaemonSet>) -> ComponentStatus {
     let verb = match c {
         Component::Logs => "collecting logs",
         Component::Metrics => "scraping metrics",
+        Component::Traces => "serving OTLP",
     };
     let (ok, message) = if !observed {
         (false, "DaemonSet rollout not observed yet".to_string())
@@ -34,6 +35,22 @@ pub fn component(c: Component, ds: Option<&DaemonSet>) -> ComponentStatus {
     } else {
         (false, format!("{ready}/{desired} nodes {verb}"))
     };
+    ComponentStatus { ready: ok, replicas: desired, ready_replicas: ready, message: Some(message) }
+}
+
+/// Status of the trace endpoint from its Deployment (None: not found yet).
+pub fn deployment(d: Option<&Deployment>) -> ComponentStatus {
+    let Some(d) = d else {
+        return ComponentStatus { message: Some("Deployment not created yet".into()), ..Default::default() };
+    };
+    let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
+    let st = d.status.clone().unwrap_or_default();
+    let ready = st.ready_replicas.unwrap_or(0);
+    let updated = st.updated_replicas.unwrap_or(0);
+    let observed = st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
+    let ok = observed && ready >= desired && updated >= desired;
+    let message =
+        if ok { "All replicas serving OTLP".to_string() } else { format!("{ready}/{desired} replicas ready") };
     ComponentStatus { ready: ok, replicas: desired, ready_replicas: ready, message: Some(message) }
 }
 

@@ -15,10 +15,11 @@ use sha2::{Digest, Sha256};
 
 use super::configmap::{CONFIG_KEY, DISCOVERY_KEY};
 use super::meta::{self, Component};
+use crate::api::ResourceSpec;
 use crate::model::{Collector, Model, Scope};
 use crate::vector::{API_PORT, DATA_DIR, METRICS_PORT};
 
-const CONFIG_DIR: &str = "/etc/vector";
+pub(super) const CONFIG_DIR: &str = "/etc/vector";
 
 /// Host directory holding this collector's checkpoints and disk buffers: distinct per CR and
 /// per component, so two collectors on one node never share checkpoint files or buffer locks.
@@ -39,7 +40,7 @@ pub fn config_hash(data: &BTreeMap<String, String>) -> String {
     hex::encode(&h.finalize()[..16])
 }
 
-fn field_env(name: &str, path: &str) -> EnvVar {
+pub(super) fn field_env(name: &str, path: &str) -> EnvVar {
     EnvVar {
         name: name.into(),
         value_from: Some(EnvVarSource {
@@ -58,16 +59,17 @@ fn host_path(name: &str, path: &str, kind: Option<&str>) -> Volume {
     }
 }
 
-fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+pub(super) fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
     VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(read_only), ..Default::default() }
 }
 
-fn resources(c: &Collector) -> ResourceRequirements {
+/// `cpu`/`memory` as request and limit; unset, the seed's "light" profile as a request only.
+pub(super) fn resources(r: &ResourceSpec) -> ResourceRequirements {
     let mut set = BTreeMap::new();
-    if let Some(cpu) = &c.resources.cpu {
+    if let Some(cpu) = &r.cpu {
         set.insert("cpu".to_string(), Quantity(cpu.clone()));
     }
-    if let Some(mem) = &c.resources.memory {
+    if let Some(mem) = &r.memory {
         set.insert("memory".to_string(), Quantity(mem.clone()));
     }
     if set.is_empty() {
@@ -79,6 +81,21 @@ fn resources(c: &Collector) -> ResourceRequirements {
         return ResourceRequirements { requests: Some(light), ..Default::default() };
     }
     ResourceRequirements { requests: Some(set.clone()), limits: Some(set), ..Default::default() }
+}
+
+/// Readiness from Vector's API (`/health` on the `api` port).
+pub(super) fn health_probe() -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/health".into()),
+            port: IntOrString::String("api".into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(5),
+        period_seconds: Some(10),
+        failure_threshold: Some(3),
+        ..Default::default()
+    }
 }
 
 /// Where the discovery sidecar writes this node's scrape targets (an emptyDir shared with Vector).
@@ -198,18 +215,8 @@ pub fn render(
                 ..Default::default()
             },
         ]),
-        readiness_probe: Some(Probe {
-            http_get: Some(HTTPGetAction {
-                path: Some("/health".into()),
-                port: IntOrString::String("api".into()),
-                ..Default::default()
-            }),
-            initial_delay_seconds: Some(5),
-            period_seconds: Some(10),
-            failure_threshold: Some(3),
-            ..Default::default()
-        }),
-        resources: Some(resources(c)),
+        readiness_probe: Some(health_probe()),
+        resources: Some(resources(&c.resources)),
         volume_mounts: Some(mounts),
         ..Default::default()
     };
@@ -218,7 +225,7 @@ pub fn render(
         .then(|| m.pod.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.clone() }).collect());
 
     DaemonSet {
-        metadata: meta::namespaced(m, owner, comp.daemonset_name(&m.name), comp.app_name()),
+        metadata: meta::namespaced(m, owner, comp.workload_name(&m.name), comp.app_name()),
         spec: Some(DaemonSetSpec {
             selector: LabelSelector { match_labels: Some(selector), ..Default::default() },
             template: PodTemplateSpec {

@@ -25,6 +25,8 @@ pub const ANNOTATION_CONFIG_HASH: &str = "e6data.io/config-hash";
 pub enum Component {
     Logs,
     Metrics,
+    /// The workload trace endpoint (a Deployment, not a DaemonSet).
+    Traces,
 }
 
 impl Component {
@@ -32,6 +34,7 @@ impl Component {
         match self {
             Component::Logs => "logs",
             Component::Metrics => "metrics",
+            Component::Traces => "traces",
         }
     }
     /// `app.kubernetes.io/name` of the component's objects.
@@ -39,9 +42,10 @@ impl Component {
         match self {
             Component::Logs => "vector-logs",
             Component::Metrics => "vector-metrics",
+            Component::Traces => "vector-otlp",
         }
     }
-    pub fn daemonset_name(self, cr: &str) -> String {
+    pub fn workload_name(self, cr: &str) -> String {
         format!("{cr}-{}", self.app_name())
     }
     pub fn configmap_name(self, cr: &str) -> String {

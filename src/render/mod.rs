@@ -3,8 +3,9 @@
 //! what this returns and deletes the children it no longer returns.
 
 mod configmap;
-mod daemonset;
+pub mod daemonset;
 pub mod meta;
+mod otlp;
 mod rbac;
 mod service_account;
 
@@ -28,10 +29,12 @@ pub enum Kind {
     ClusterRoleBinding,
     ConfigMap,
     DaemonSet,
+    Deployment,
+    Service,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 9] = [
         Kind::ServiceAccount,
         Kind::Role,
         Kind::RoleBinding,
@@ -39,6 +42,8 @@ impl Kind {
         Kind::ClusterRoleBinding,
         Kind::ConfigMap,
         Kind::DaemonSet,
+        Kind::Deployment,
+        Kind::Service,
     ];
 
     pub fn api_resource(self) -> ApiResource {
@@ -46,6 +51,8 @@ impl Kind {
             Kind::ServiceAccount => ("", "v1", "ServiceAccount"),
             Kind::ConfigMap => ("", "v1", "ConfigMap"),
             Kind::DaemonSet => ("apps", "v1", "DaemonSet"),
+            Kind::Deployment => ("apps", "v1", "Deployment"),
+            Kind::Service => ("", "v1", "Service"),
             Kind::Role => ("rbac.authorization.k8s.io", "v1", "Role"),
             Kind::RoleBinding => ("rbac.authorization.k8s.io", "v1", "RoleBinding"),
             Kind::ClusterRole => ("rbac.authorization.k8s.io", "v1", "ClusterRole"),
@@ -67,6 +74,8 @@ impl Kind {
             Kind::ClusterRoleBinding => "ClusterRoleBinding",
             Kind::ConfigMap => "ConfigMap",
             Kind::DaemonSet => "DaemonSet",
+            Kind::Deployment => "Deployment",
+            Kind::Service => "Service",
         }
     }
 }
@@ -119,6 +128,13 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
             Kind::DaemonSet,
             &daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash),
         ));
+    }
+    if let Some(traces) = &m.traces {
+        let data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), vector::traces::config(m, traces).to_yaml())]);
+        let hash = daemonset::config_hash(&data);
+        out.push(Child::new(Kind::ConfigMap, &configmap::render(m, owner, meta::Component::Traces, data)));
+        out.push(Child::new(Kind::Deployment, &otlp::deployment(m, owner, traces, hash)));
+        out.push(Child::new(Kind::Service, &otlp::service(m, owner)));
     }
     out
 }

@@ -101,7 +101,12 @@ fn monitoring_services(items: &[std::sync::Arc<MonitoringServices>]) -> Vec<Fami
             cond.samples.push((with(base.clone(), &[("type", type_), ("reason", reason)]), condition_value(status)));
         }
         ready.samples.push((base.clone(), i64::from(st.ready)));
-        for (name, comp) in [("logs", &st.vector_logs_status), ("metrics", &st.vector_metrics_status)] {
+        let comps = [
+            ("logs", &st.vector_logs_status),
+            ("metrics", &st.vector_metrics_status),
+            ("traces", &st.vector_traces_status),
+        ];
+        for (name, comp) in comps {
             if let Some(c) = comp {
                 desired.samples.push((with(base.clone(), &[("component", name)]), c.replicas.into()));
                 ready_rep.samples.push((with(base.clone(), &[("component", name)]), c.ready_replicas.into()));

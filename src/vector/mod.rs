@@ -6,6 +6,7 @@
 pub mod logs;
 pub mod metrics;
 mod model;
+pub mod traces;
 mod vrl;
 
 pub use model::*;

@@ -36,6 +36,28 @@ pub enum Source {
     File(FileSource),
     InternalMetrics(InternalMetrics),
     PrometheusScrape(PrometheusScrape),
+    Opentelemetry(OtlpSource),
+}
+
+/// OTLP receiver (gRPC and HTTP).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct OtlpSource {
+    pub grpc: Listen,
+    pub http: Listen,
+    /// Keep each request as one OTLP event so it can be re-encoded as OTLP (passthrough).
+    pub use_otlp_decoding: OtlpDecoding,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Listen {
+    pub address: String,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct OtlpDecoding {
+    pub logs: bool,
+    pub metrics: bool,
+    pub traces: bool,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]
@@ -100,6 +122,31 @@ pub enum Sink {
     PrometheusExporter(PrometheusExporter),
     GreptimedbLogs(Box<GreptimeDbLogs>),
     PrometheusRemoteWrite(Box<PrometheusRemoteWrite>),
+    Opentelemetry(Box<OtlpSink>),
+}
+
+/// OTLP/HTTP exporter (Vector's `opentelemetry` sink; it has no gRPC egress).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct OtlpSink {
+    pub inputs: Vec<String>,
+    pub protocol: OtlpHttp,
+    pub buffer: Buffer,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct OtlpHttp {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub uri: String,
+    pub method: String,
+    pub encoding: Encoding,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<HttpRequest>,
+}
+
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub headers: BTreeMap<String, String>,
 }
 
 impl Sink {
@@ -109,6 +156,7 @@ impl Sink {
             Sink::PrometheusExporter(s) => &s.inputs,
             Sink::GreptimedbLogs(s) => &s.inputs,
             Sink::PrometheusRemoteWrite(s) => &s.inputs,
+            Sink::Opentelemetry(s) => &s.inputs,
         }
     }
 }
