@@ -60,8 +60,6 @@ pub struct Model {
     pub greptime_target: Option<GreptimeTarget>,
     /// Image of the discovery sidecar (this operator's own image).
     pub discovery_image: String,
-    /// Things that work but not as the user may expect; surfaced in status.
-    pub warnings: Vec<String>,
 }
 
 /// Default image for the per-node discovery sidecar: this operator's own image.
@@ -172,7 +170,6 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
     let namespace = ms.namespace().ok_or_else(|| err("metadata.namespace", "must be set"))?;
     let spec = &ms.spec;
     let scope = if spec.use_cluster_role { Scope::Cluster } else { Scope::Namespace };
-    let mut warnings = Vec::new();
 
     let (service_account, create_service_account) = match (&spec.service_account, spec.auto_create_rbac) {
         (Some(sa), _) => (sa.clone(), false),
@@ -214,7 +211,6 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
             &l.container,
             scope,
             &namespace,
-            &mut warnings,
         )?),
         _ => None,
     };
@@ -233,7 +229,6 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
                     &m.container,
                     scope,
                     &namespace,
-                    &mut warnings,
                 )?,
                 scrape_interval_secs: positive("spec.vectorMetrics.scrapeInterval", m.scrape_interval.into())?,
                 scrape_timeout_secs: positive("spec.vectorMetrics.scrapeTimeout", m.scrape_timeout.into())?,
@@ -285,7 +280,6 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
         greptime: spec.greptime_ref.clone(),
         greptime_target: None,
         discovery_image: DEFAULT_DISCOVERY_IMAGE.into(),
-        warnings,
     })
 }
 
@@ -299,7 +293,6 @@ fn collector(
     container: &ContainerSpec,
     scope: Scope,
     namespace: &str,
-    warnings: &mut Vec<String>,
 ) -> Result<Collector, SpecError> {
     let vars = &container.config_variables;
     for k in vars.keys() {
@@ -355,11 +348,6 @@ fn collector(
                 format!(
                     "excludes {namespace:?}, the only namespace a namespace-scoped collector (useClusterRole: false) can read"
                 ),
-            ));
-        }
-        if !selection.include_pod_labels.is_empty() || !selection.exclude_pod_labels.is_empty() {
-            warnings.push(format!(
-                "{path}.includePodLabels/excludePodLabels are not enforced for logs with useClusterRole: false (no pod metadata without cluster-wide read); all pods of {namespace} are collected"
             ));
         }
     }

@@ -137,3 +137,51 @@ async fn each_node_scrapes_exactly_its_annotated_pods() {
     pods.delete("on-b", &DeleteParams::default().grace_period(0)).await.unwrap();
     until(&file_b, "deleted pod removed", |f| f.contains("endpoints: []")).await;
 }
+
+/// A namespace-scoped logs collector reads exactly its namespace's selected pods on its node:
+/// pod-label filters applied, other namespaces and the collectors themselves left out.
+#[tokio::test]
+async fn namespace_scoped_logs_follow_label_filters() {
+    let client = env().client().await;
+    let ns = namespace(&client, "nslogs").await;
+    let other = namespace(&client, "nslogs-other").await;
+    let node = format!("{ns}-node");
+    let s = Settings {
+        mode: discover::Mode::Logs,
+        namespace_scope: Some(ns.clone()),
+        exclude_pod_labels: [("app".to_string(), "debug".to_string())].into(),
+        workspace: "w".into(),
+        tenant: "t".into(),
+        ..Default::default()
+    };
+    let file = std::env::temp_dir().join(format!("logs-discovery-{ns}.yaml"));
+    let (c, s2, n, f) = (client.clone(), s.clone(), node.clone(), file.clone());
+    tokio::spawn(async move { discover::run::watch(c, &n, &s2, &f).await });
+    until(&file, "first file", |f| f.contains(".no-pods-selected")).await;
+
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let make = |name: &str, labels: serde_json::Value| {
+        serde_json::from_value::<Pod>(
+            json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+            "spec": {"nodeName": node, "containers": [{"name": "app", "image": "example/app"}]}}),
+        )
+        .unwrap()
+    };
+    let api = pods.create(&PostParams::default(), &make("api", json!({"app": "api"}))).await.unwrap();
+    pods.create(&PostParams::default(), &make("debug", json!({"app": "debug"}))).await.unwrap();
+    pods.create(&PostParams::default(), &make("collector", json!({"vector.dev/exclude": "true"}))).await.unwrap();
+    Api::<Pod>::namespaced(client.clone(), &other)
+        .create(&PostParams::default(), &make("elsewhere", json!({})))
+        .await
+        .unwrap();
+
+    let uid = api.metadata.uid.unwrap();
+    let want = format!("/var/log/pods/{ns}_api_{uid}/*/*.log");
+    until(&file, "the api pod's directory", |f| f.contains(&want)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let text = read(&file);
+    assert!(!text.contains("_debug_") && !text.contains("_collector_") && !text.contains("elsewhere"), "{text}");
+
+    pods.delete("api", &DeleteParams::default().grace_period(0)).await.unwrap();
+    until(&file, "deleted pod dropped", |f| !f.contains(&want)).await;
+}

@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use k8s_openapi::api::core::v1::Pod;
 use monitoring_operator::api::MonitoringServices;
-use monitoring_operator::discover::{Settings, Target};
+use monitoring_operator::discover::{self, Settings};
 use monitoring_operator::render::{self, Child, Kind};
-use monitoring_operator::{api, model, vector};
+use monitoring_operator::{api, model};
 use serde_json::Value;
 
 fn repo() -> PathBuf {
@@ -41,11 +42,35 @@ fn children(ms: &MonitoringServices) -> Vec<Child> {
     render::render(&m, None)
 }
 
-/// Two scrape targets, as the discovery sidecar would find them.
-fn sample_targets() -> Vec<Target> {
+/// Pods on a node, as the discovery sidecar would see them: two scrape targets (one https with
+/// a path) and a debug pod.
+fn sample_pods() -> Vec<Pod> {
+    let pod = |ns: &str, name: &str, uid: &str, app: &str, ip: &str, ann: Value| -> Pod {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": name, "namespace": ns, "uid": uid, "labels": {"app": app}, "annotations": ann},
+            "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "podIP": ip}
+        }))
+        .unwrap()
+    };
     vec![
-        Target { url: "http://10.0.0.7:9100/metrics".into(), namespace: "workspace-prod".into(), pod: "api-1".into() },
-        Target { url: "https://10.0.0.8:8443/stats".into(), namespace: "workspace-dev".into(), pod: "db-0".into() },
+        pod(
+            "workspace-prod",
+            "api-1",
+            "u1",
+            "api",
+            "10.0.0.7",
+            serde_json::json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9100"}),
+        ),
+        pod(
+            "workspace-dev",
+            "db-0",
+            "u2",
+            "db",
+            "10.0.0.8",
+            serde_json::json!({"prometheus.io/scrape": "true", "prometheus.io/port": "8443", "prometheus.io/path": "/stats", "prometheus.io/scheme": "https"}),
+        ),
+        pod("workspace-prod", "debug-1", "u3", "debug", "10.0.0.9", serde_json::json!({})),
     ]
 }
 
@@ -76,8 +101,8 @@ fn vector_configs(children: &[Child]) -> Vec<(String, Value)> {
             None => out.push((c.name().to_string(), base)),
             Some(settings) => {
                 let settings: Settings = serde_json::from_str(settings.as_str().unwrap()).unwrap();
-                for (label, targets) in [("no targets", vec![]), ("two targets", sample_targets())] {
-                    let fragment = vector::metrics::discovered(&targets, &settings, "node-a");
+                for (label, pods) in [("no targets", vec![]), ("two targets", sample_pods())] {
+                    let fragment = discover::render_fragment(pods.iter(), &settings, "node-a");
                     let mut cfg = base.clone();
                     merge(&mut cfg, serde_norway::from_str(&fragment).unwrap());
                     out.push((format!("{} + {label}", c.name()), cfg));
@@ -243,7 +268,7 @@ fn prefixes_and_selectors_follow_the_spec() {
         let (_, ms) = all.iter().find(|(f, _)| f == file).unwrap();
         vector_configs(&children(ms)).into_iter().find(|(n, _)| n == cm).unwrap().1
     };
-    let logs = cfg_of("seed-4.1-0.yaml", "monitoring-vector-logs-config");
+    let logs = cfg_of("seed-4.1-0.yaml", "monitoring-vector-logs-config + two targets");
     assert!(logs["sinks"]["s3_archive"]["key_prefix"].as_str().unwrap().starts_with("e6data-logs/"));
     let metrics = cfg_of("seed-4.3-0.yaml", "monitoring-vector-metrics-config + two targets");
     assert!(
@@ -254,11 +279,15 @@ fn prefixes_and_selectors_follow_the_spec() {
     );
     assert_eq!(metrics["sources"]["pod_metrics"]["scrape_interval_secs"], 30);
     assert_eq!(metrics["sources"]["pod_metrics"]["scrape_timeout_secs"], 10.0);
+    // 4.3 is namespace-scoped: only its own namespace's pods are scraped.
+    assert_eq!(metrics["sources"]["pod_metrics"]["endpoints"], serde_json::json!(["http://10.0.0.7:9100/metrics"]));
+    // 4.5 is cluster-scoped over three namespaces.
+    let cross_metrics = cfg_of("seed-4.5-0.yaml", "monitoring-vector-metrics-config + two targets");
     assert_eq!(
-        metrics["sources"]["pod_metrics"]["endpoints"],
+        cross_metrics["sources"]["pod_metrics"]["endpoints"],
         serde_json::json!(["http://10.0.0.7:9100/metrics", "https://10.0.0.8:8443/stats"])
     );
-    let labels = metrics["transforms"]["pod_metrics_labeled"]["source"].as_str().unwrap();
+    let labels = cross_metrics["transforms"]["pod_metrics_labeled"]["source"].as_str().unwrap();
     assert!(
         labels.contains(r#""https://10.0.0.8:8443/stats": {"namespace": "workspace-dev", "pod": "db-0"}"#),
         "{labels}"
@@ -272,12 +301,14 @@ fn prefixes_and_selectors_follow_the_spec() {
         src["extra_namespace_label_selector"],
         "kubernetes.io/metadata.name in (workspace-dev,workspace-staging,workspace-prod),kubernetes.io/metadata.name notin (kube-system)"
     );
-    // 4.4: namespace scope reads only its namespace's pod logs, never its own collectors.
-    let ns = cfg_of("seed-4.4-0.yaml", "monitoring-vector-logs-config");
+    // 4.4: namespace scope reads exactly the selected pods of its namespace: not the debug pod
+    // (excludePodLabels app=debug), not other namespaces.
+    let ns = cfg_of("seed-4.4-0.yaml", "monitoring-vector-logs-config + two targets");
     let src = &ns["sources"]["pod_logs"];
     assert_eq!(src["type"], "file");
-    assert_eq!(src["include"], serde_json::json!(["/var/log/pods/workspace-prod_*/*/*.log"]));
-    assert_eq!(src["exclude"], serde_json::json!(["/var/log/pods/workspace-prod_monitoring-vector-*/**"]));
+    assert_eq!(src["include"], serde_json::json!(["/var/log/pods/workspace-prod_api-1_u1/*/*.log"]));
+    let empty = cfg_of("seed-4.4-0.yaml", "monitoring-vector-logs-config + no targets");
+    assert!(empty["sources"]["pod_logs"]["include"][0].as_str().unwrap().contains(".no-pods-selected"));
     // Identity stamped on every event.
     let vrl = logs["transforms"]["enrich"]["source"].as_str().unwrap();
     assert!(vrl.contains(".workspace = \"analytics-prod\"") && vrl.contains(".tenant = \"my-company\""));
@@ -302,7 +333,7 @@ fn every_vector_config_passes_the_vector_schema() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 16);
+    assert_eq!(checked, 21);
     // And a config with the trace endpoint.
     let (_, mut ms) = examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
     ms.spec.traces = serde_json::from_value(serde_json::json!({"tempoEndpoint": "http://tempo:4318"})).unwrap();
@@ -333,7 +364,7 @@ fn every_remap_program_compiles() {
             }
         }
     }
-    assert!(compiled >= 16);
+    assert!(compiled >= 21);
 }
 
 #[test]
@@ -379,7 +410,7 @@ fn greptimedb_dual_write_is_isolated() {
     let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
     let configs = vector_configs(&children(&ms));
     let get = |n: &str| configs.iter().find(|(name, _)| name == n).unwrap().1.clone();
-    let logs = get("monitoring-vector-logs-config");
+    let logs = get("monitoring-vector-logs-config + two targets");
     let g = &logs["sinks"]["greptimedb_logs"];
     assert_eq!(g["endpoint"], "http://greptime-prod-frontend.greptime-system.svc:4000");
     assert_eq!((g["dbname"].as_str(), g["table"].as_str()), (Some("analytics"), Some("query_logs")));

@@ -402,7 +402,7 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
     let named = [("logs", &logs), ("metrics", &metrics), ("traces", &traces)];
     let mut phase = status::phase(&enabled, old.and_then(|s| s.phase));
     let greptime_down = integration.as_ref().filter(|i| !i.ready);
-    let mut message = match (phase, enabled.is_empty()) {
+    let message = match (phase, enabled.is_empty()) {
         (Phase::Running, _) if greptime_down.is_some() => {
             // Collectors and the S3 archive are fine; only the real-time branch is not.
             phase = Phase::Degraded;
@@ -418,9 +418,6 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
             .collect::<Vec<_>>()
             .join("; "),
     };
-    if !model.warnings.is_empty() {
-        message = format!("{message}. Warning: {}", model.warnings.join("; "));
-    }
     conditions.push(status::condition(
         old_conditions,
         condition::READY,

@@ -15,10 +15,25 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::Pod;
 use serde::{Deserialize, Serialize};
 
-/// Discovery settings, rendered by the operator into the metrics ConfigMap (`discovery.json`).
+/// What the sidecar discovers.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum Mode {
+    /// Scrape targets for the metrics collector.
+    #[default]
+    Metrics,
+    /// Log directories for a namespace-scoped logs collector, which cannot use Vector's
+    /// `kubernetes_logs` (that needs cluster-wide pod access): the sidecar applies the pod-label
+    /// filters with the namespace's Role and lists exactly the pods to read.
+    Logs,
+}
+
+/// Discovery settings, rendered by the operator into the collector's ConfigMap (`discovery.json`).
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct Settings {
+    #[serde(default)]
+    pub mode: Mode,
     /// Namespace-scoped collectors (useClusterRole: false) watch only this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace_scope: Option<String>,
@@ -30,10 +45,15 @@ pub struct Settings {
     pub include_pod_labels: BTreeMap<String, String>,
     #[serde(default)]
     pub exclude_pod_labels: BTreeMap<String, String>,
+    #[serde(default)]
     pub scrape_annotation: String,
+    #[serde(default)]
     pub port_annotation: String,
+    #[serde(default)]
     pub path_annotation: String,
+    #[serde(default)]
     pub scrape_interval_secs: u64,
+    #[serde(default)]
     pub scrape_timeout_secs: u64,
     pub workspace: String,
     pub tenant: String,
@@ -59,7 +79,7 @@ impl Settings {
         parts.join(",")
     }
 
-    fn namespace_allowed(&self, ns: &str) -> bool {
+    pub fn namespace_allowed(&self, ns: &str) -> bool {
         if let Some(scope) = &self.namespace_scope
             && scope != ns
         {
@@ -69,7 +89,7 @@ impl Settings {
             && !self.exclude_namespaces.iter().any(|n| n == ns)
     }
 
-    fn labels_allowed(&self, labels: &BTreeMap<String, String>) -> bool {
+    pub fn labels_allowed(&self, labels: &BTreeMap<String, String>) -> bool {
         self.include_pod_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
             && !self.exclude_pod_labels.iter().any(|(k, v)| labels.get(k) == Some(v))
     }
@@ -126,6 +146,35 @@ pub fn target(pod: &Pod, s: &Settings) -> Option<Target> {
     };
     let host = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
     Some(Target { url: format!("{scheme}://{host}:{port}{path}"), namespace: ns.into(), pod: name.into() })
+}
+
+/// Log directory globs of the pods whose logs a namespace-scoped collector reads: every pod of
+/// the node in scope and passing the label filters, whatever its phase (a finished pod's logs
+/// are still read until it is deleted), except the collectors themselves.
+pub fn log_globs<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> Vec<String> {
+    let mut out: Vec<String> = pods
+        .into_iter()
+        .filter_map(|p| {
+            let meta = &p.metadata;
+            let (ns, name, uid) = (meta.namespace.as_deref()?, meta.name.as_deref()?, meta.uid.as_deref()?);
+            let empty = BTreeMap::new();
+            let labels = meta.labels.as_ref().unwrap_or(&empty);
+            let own = labels.get("vector.dev/exclude").map(String::as_str) == Some("true");
+            (!own && s.namespace_allowed(ns) && s.labels_allowed(labels))
+                .then(|| format!("/var/log/pods/{ns}_{name}_{uid}/*/*.log"))
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The Vector config file the sidecar writes for `pods` of `node`.
+pub fn render_fragment<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings, node: &str) -> String {
+    match s.mode {
+        Mode::Metrics => crate::vector::metrics::discovered(&targets(pods, s), s, node),
+        Mode::Logs => crate::vector::logs::discovered(&log_globs(pods, s), node),
+    }
 }
 
 /// All targets among `pods`, sorted (deterministic output, so unchanged targets never

@@ -12,8 +12,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use tracing::{info, warn};
 
-use super::{Settings, targets};
-use crate::vector::metrics::discovered;
+use super::{Mode, Settings, render_fragment};
 
 fn api(client: Client, s: &Settings) -> Api<Pod> {
     match &s.namespace_scope {
@@ -22,9 +21,14 @@ fn api(client: Client, s: &Settings) -> Api<Pod> {
     }
 }
 
-/// The watch only sees Running pods of this node that pass the label filters.
+/// The watch only sees this node's pods that pass the label filters (and, for scraping,
+/// only Running ones).
 fn selectors(node: &str, s: &Settings) -> (String, String) {
-    (format!("spec.nodeName={node},status.phase=Running"), s.label_selector())
+    let fields = match s.mode {
+        Mode::Metrics => format!("spec.nodeName={node},status.phase=Running"),
+        Mode::Logs => format!("spec.nodeName={node}"),
+    };
+    (fields, s.label_selector())
 }
 
 /// Write `content` to `path` atomically (readers never see a partial file) when it differs
@@ -44,9 +48,8 @@ pub fn write_if_changed(path: &Path, content: &str, last: &mut Option<String>) -
 pub async fn once(client: Client, node: &str, s: &Settings, output: &Path) -> anyhow::Result<()> {
     let (fields, labels) = selectors(node, s);
     let pods = api(client, s).list(&ListParams::default().fields(&fields).labels(&labels)).await?;
-    let t = targets(pods.items.iter(), s);
-    write_if_changed(output, &discovered(&t, s, node), &mut None)?;
-    info!(node, targets = t.len(), "wrote initial scrape targets");
+    write_if_changed(output, &render_fragment(pods.items.iter(), s, node), &mut None)?;
+    info!(node, pods = pods.items.len(), mode = ?s.mode, "wrote initial discovery file");
     Ok(())
 }
 
@@ -83,9 +86,8 @@ pub async fn watch(client: Client, node: &str, s: &Settings, output: &Path) -> a
         if init.is_some() {
             continue; // a relist is in progress: keep serving the previous set until it is complete
         }
-        let t = targets(pods.values(), s);
-        if write_if_changed(output, &discovered(&t, s, node), &mut last)? {
-            info!(node, targets = t.len(), "scrape targets changed");
+        if write_if_changed(output, &render_fragment(pods.values(), s, node), &mut last)? {
+            info!(node, pods = pods.len(), mode = ?s.mode, "discovered targets changed");
         }
     }
 }

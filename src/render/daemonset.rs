@@ -185,10 +185,12 @@ pub fn render(
     let mut args = vec!["--config".to_string(), format!("{CONFIG_DIR}/{CONFIG_KEY}")];
     let mut init_containers = None;
     let mut sidecars = Vec::new();
-    if comp == Component::Metrics {
+    // Discovery sidecar: scrape targets for metrics; for a namespace-scoped logs collector, the
+    // pods (after label filters) whose log directories it reads.
+    if comp == Component::Metrics || (comp == Component::Logs && m.scope == Scope::Namespace) {
         volumes.push(Volume { name: "discovery".into(), empty_dir: Some(Default::default()), ..Default::default() });
         mounts.push(mount("discovery", DISCOVERY_DIR, true));
-        // The targets file changes while running: Vector reloads it (only the changed
+        // The discovered file changes while running: Vector reloads it (only the changed
         // components are rebuilt).
         args.extend(["--config".to_string(), format!("{DISCOVERY_DIR}/{TARGETS_FILE}"), "--watch-config".into()]);
         let (init, sidecar) = discovery_containers(m);

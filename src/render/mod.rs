@@ -16,7 +16,7 @@ use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 use serde::Serialize;
 
-use crate::model::Model;
+use crate::model::{Model, Scope};
 use crate::vector;
 
 /// The kinds of child the operator manages.
@@ -110,7 +110,11 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
     }
     out.extend(rbac::render(m, owner));
     if let Some(logs) = &m.logs {
-        let data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), vector::logs::config(m, logs).to_yaml())]);
+        let mut data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), vector::logs::config(m, logs).to_yaml())]);
+        if m.scope == Scope::Namespace {
+            let settings = serde_json::to_string_pretty(&vector::logs::settings(m, logs)).expect("settings serialise");
+            data.insert(configmap::DISCOVERY_KEY.to_string(), settings);
+        }
         let hash = daemonset::config_hash(&data);
         out.push(Child::new(Kind::ConfigMap, &configmap::render(m, owner, meta::Component::Logs, data)));
         out.push(Child::new(Kind::DaemonSet, &daemonset::render(m, owner, meta::Component::Logs, logs, hash)));

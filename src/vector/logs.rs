@@ -3,8 +3,10 @@
 //! Cluster scope uses Vector's `kubernetes_logs` source, with namespace and pod-label
 //! filters passed to the apiserver as selectors (excluded pods are never tailed).
 //! Namespace scope (`useClusterRole: false`) has no cluster-wide read access, which
-//! `kubernetes_logs` requires, so it reads this namespace's pod log files by path
-//! (`/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`) and derives the pod fields
+//! `kubernetes_logs` requires. There a discovery sidecar (the operator binary, with the
+//! namespace's Role) applies the namespace and pod-label filters to its node's pods and writes
+//! a `file` source over exactly those pods' directories
+//! (`/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`); the pod fields are derived
 //! from the path.
 
 use super::vrl::stamp_identity;
@@ -26,7 +28,7 @@ pub fn config(m: &Model, logs: &Collector) -> Config {
             stamp_identity(&m.workspace, &m.tenant)
         }
         Scope::Namespace => {
-            cfg.sources.insert(SOURCE.into(), Source::File(namespace_files(m)));
+            // The source itself is the discovery sidecar's file ([`discovered`]).
             format!("{}{}", PARSE_POD_LOG_FILE, stamp_identity(&m.workspace, &m.tenant))
         }
     };
@@ -82,14 +84,47 @@ fn kubernetes_logs(logs: &Collector) -> KubernetesLogs {
     }
 }
 
-fn namespace_files(m: &Model) -> FileSource {
-    FileSource {
-        include: vec![format!("/var/log/pods/{}_*/*/*.log", m.namespace)],
-        // The collectors' own pods live in this namespace too.
-        exclude: vec![format!("/var/log/pods/{}_{}-vector-*/**", m.namespace, m.name)],
-        read_from: "beginning".into(),
-        glob_minimum_cooldown_ms: 15_000,
+/// Discovery settings for a namespace-scoped logs collector's sidecar (`discovery.json`).
+pub fn settings(m: &Model, logs: &Collector) -> crate::discover::Settings {
+    let sel = &logs.selection;
+    crate::discover::Settings {
+        mode: crate::discover::Mode::Logs,
+        namespace_scope: Some(m.namespace.clone()),
+        include_namespaces: sel.include_namespaces.clone(),
+        exclude_namespaces: sel.exclude_namespaces.clone(),
+        include_pod_labels: sel.include_pod_labels.clone(),
+        exclude_pod_labels: sel.exclude_pod_labels.clone(),
+        workspace: m.workspace.clone(),
+        tenant: m.tenant.clone(),
+        ..Default::default()
     }
+}
+
+/// Matches no file: a node without pods to read still gets a valid `file` source.
+const NO_PODS: &str = "/var/log/pods/.no-pods-selected-on-this-node/*.log";
+
+/// The sidecar's file for a namespace-scoped collector: a `file` source over exactly the
+/// selected pods' log directories. Read from the beginning, so a pod that appears between two
+/// reloads loses nothing.
+pub fn discovered(globs: &[String], node: &str) -> String {
+    let include = if globs.is_empty() { vec![NO_PODS.to_string()] } else { globs.to_vec() };
+    let fragment = super::metrics::Fragment {
+        sources: std::collections::BTreeMap::from([(
+            SOURCE.to_string(),
+            Source::File(FileSource {
+                include,
+                exclude: Vec::new(),
+                read_from: "beginning".into(),
+                glob_minimum_cooldown_ms: 5_000,
+            }),
+        )]),
+        transforms: Default::default(),
+    };
+    format!(
+        "# Written by monitoring-operator discover for node {node}: {} pod(s). Do not edit.\n{}",
+        globs.len(),
+        serde_norway::to_string(&fragment).expect("fragment serialises")
+    )
 }
 
 /// One flat record per log line, the columns of the GreptimeDB log pipeline.

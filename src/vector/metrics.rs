@@ -58,6 +58,7 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
 pub fn settings(m: &Model, metrics: &MetricsCollector) -> Settings {
     let sel = &metrics.common.selection;
     Settings {
+        mode: crate::discover::Mode::Metrics,
         namespace_scope: (m.scope == Scope::Namespace).then(|| m.namespace.clone()),
         include_namespaces: sel.include_namespaces.clone(),
         exclude_namespaces: sel.exclude_namespaces.clone(),
@@ -77,6 +78,7 @@ pub fn settings(m: &Model, metrics: &MetricsCollector) -> Settings {
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct Fragment {
     pub sources: BTreeMap<String, Source>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub transforms: BTreeMap<String, Transform>,
 }
 
