@@ -26,7 +26,7 @@ use kube::{Client, Resource, ResourceExt};
 use tokio::sync::Mutex;
 use tracing::{Instrument, info, warn};
 
-use crate::api::{Cloud, MonitoringServices, MonitoringServicesStatus, Phase, condition};
+use crate::api::{Cloud, MonitoringServices, MonitoringServicesStatus, Phase};
 use crate::model;
 use crate::render::meta::{self, Component, MANAGER};
 use crate::render::{self, Kind};
@@ -387,8 +387,6 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
         let obj = synced.live.get(&(Kind::DaemonSet, c.workload_name(&name)))?;
         serde_json::to_value(obj).ok().and_then(|v| serde_json::from_value(v).ok())
     };
-    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
-    let mut conditions = Vec::new();
     let logs = model.logs.as_ref().map(|_| status::component(Component::Logs, ds(Component::Logs).as_ref()));
     let metrics =
         model.metrics.as_ref().map(|_| status::component(Component::Metrics, ds(Component::Metrics).as_ref()));
@@ -398,81 +396,11 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
             d.and_then(|o| serde_json::to_value(o).ok()).and_then(|v| serde_json::from_value(v).ok()).as_ref(),
         )
     });
-    let enabled: Vec<_> = logs.iter().chain(metrics.iter()).chain(traces.iter()).collect();
-    let named = [("logs", &logs), ("metrics", &metrics), ("traces", &traces)];
-    let mut phase = status::phase(&enabled, old.and_then(|s| s.phase));
-    let greptime_down = integration.as_ref().filter(|i| !i.ready);
-    let message = match (phase, enabled.is_empty()) {
-        (Phase::Running, _) if greptime_down.is_some() => {
-            // Collectors and the S3 archive are fine; only the real-time branch is not.
-            phase = Phase::Degraded;
-            format!("greptimedb: {}", greptime_down.map(|i| i.message.as_str()).unwrap_or_default())
-        }
-        (Phase::Running, true) => "No collector enabled".to_string(),
-        (Phase::Running, false) => "All collectors ready".to_string(),
-        _ => named
-            .iter()
-            .filter_map(|(n, c)| {
-                c.as_ref().filter(|c| !c.ready).map(|c| format!("{n}: {}", c.message.as_deref().unwrap_or("")))
-            })
-            .collect::<Vec<_>>()
-            .join("; "),
-    };
-    conditions.push(status::condition(
-        old_conditions,
-        condition::READY,
-        phase == Phase::Running,
-        phase.as_str(),
-        &message,
-        generation,
-    ));
-    conditions.push(status::condition(
-        old_conditions,
-        condition::SPEC_VALID,
-        true,
-        "Valid",
-        "The spec is valid",
-        generation,
-    ));
-    for (c, t) in
-        [(&logs, condition::LOGS_READY), (&metrics, condition::METRICS_READY), (&traces, condition::TRACES_READY)]
-    {
-        if let Some(c) = c {
-            let reason = if c.ready { "AllNodesReady" } else { "NotAllNodesReady" };
-            conditions.push(status::condition(
-                old_conditions,
-                t,
-                c.ready,
-                reason,
-                c.message.as_deref().unwrap_or(""),
-                generation,
-            ));
-        }
-    }
-    if let Some(i) = &integration {
-        conditions.push(status::condition(
-            old_conditions,
-            condition::GREPTIMEDB_READY,
-            i.ready,
-            i.reason,
-            &i.message,
-            generation,
-        ));
-    }
-    let st = MonitoringServicesStatus {
-        phase: Some(phase),
-        message: Some(message),
-        ready: phase == Phase::Running,
-        cloud: cloud.map(|c| c.as_str().to_string()),
-        observed_generation: generation,
-        vector_logs_status: logs,
-        vector_metrics_status: metrics,
-        vector_traces_status: traces,
-        greptimedb_status: integration.as_ref().map(|i| i.status.clone()),
-        conditions,
-    };
+    let greptime_down = integration.as_ref().is_some_and(|i| !i.ready);
+    let observed = status::Observed { logs, metrics, traces, greptime: integration.as_ref(), cloud, generation };
+    let st = status::compose(old, observed);
     write_status(&ctx, &ms, st).await?;
-    if greptime_down.is_some() {
+    if greptime_down {
         // GreptimeDB is outside what we watch when its CRD was absent at start-up, and its
         // HTTP API is never watched: look again soon.
         return Ok(Action::requeue(Duration::from_secs(30)));

@@ -5,7 +5,8 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{ComponentStatus, MonitoringServicesStatus, Phase, condition};
+use super::greptime::Integration;
+use crate::api::{Cloud, ComponentStatus, MonitoringServicesStatus, Phase, condition};
 use crate::render::meta::Component;
 
 /// Status of one collector from its DaemonSet (None: not found yet).
@@ -126,6 +127,89 @@ pub fn failed(
     st
 }
 
+/// What one reconcile observed, for [`compose`].
+pub struct Observed<'a> {
+    pub logs: Option<ComponentStatus>,
+    pub metrics: Option<ComponentStatus>,
+    pub traces: Option<ComponentStatus>,
+    pub greptime: Option<&'a Integration>,
+    pub cloud: Option<Cloud>,
+    pub generation: Option<i64>,
+}
+
+/// The status of a reconciled resource: phase (Degraded when only the GreptimeDB branch is
+/// down), message, conditions (transition times kept from `old`), component states.
+pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> MonitoringServicesStatus {
+    let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
+    let mut conditions = Vec::new();
+    let enabled: Vec<_> = o.logs.iter().chain(o.metrics.iter()).chain(o.traces.iter()).collect();
+    let named = [("logs", &o.logs), ("metrics", &o.metrics), ("traces", &o.traces)];
+    let mut phase = phase(&enabled, old.and_then(|s| s.phase));
+    let greptime_down = o.greptime.filter(|i| !i.ready);
+    let message = match (phase, enabled.is_empty()) {
+        (Phase::Running, _) if greptime_down.is_some() => {
+            // Collectors and the S3 archive are fine; only the real-time branch is not.
+            phase = Phase::Degraded;
+            format!("greptimedb: {}", greptime_down.map(|i| i.message.as_str()).unwrap_or_default())
+        }
+        (Phase::Running, true) => "No collector enabled".to_string(),
+        (Phase::Running, false) => "All collectors ready".to_string(),
+        _ => named
+            .iter()
+            .filter_map(|(n, c)| {
+                c.as_ref().filter(|c| !c.ready).map(|c| format!("{n}: {}", c.message.as_deref().unwrap_or("")))
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    };
+    conditions.push(condition(
+        old_conditions,
+        condition::READY,
+        phase == Phase::Running,
+        phase.as_str(),
+        &message,
+        o.generation,
+    ));
+    conditions.push(condition(old_conditions, condition::SPEC_VALID, true, "Valid", "The spec is valid", o.generation));
+    for (c, t) in
+        [(&o.logs, condition::LOGS_READY), (&o.metrics, condition::METRICS_READY), (&o.traces, condition::TRACES_READY)]
+    {
+        if let Some(c) = c {
+            let reason = if c.ready { "AllNodesReady" } else { "NotAllNodesReady" };
+            conditions.push(condition(
+                old_conditions,
+                t,
+                c.ready,
+                reason,
+                c.message.as_deref().unwrap_or(""),
+                o.generation,
+            ));
+        }
+    }
+    if let Some(i) = o.greptime {
+        conditions.push(condition(
+            old_conditions,
+            condition::GREPTIMEDB_READY,
+            i.ready,
+            i.reason,
+            &i.message,
+            o.generation,
+        ));
+    }
+    MonitoringServicesStatus {
+        phase: Some(phase),
+        message: Some(message),
+        ready: phase == Phase::Running,
+        cloud: o.cloud.map(|c| c.as_str().to_string()),
+        observed_generation: o.generation,
+        vector_logs_status: o.logs,
+        vector_metrics_status: o.metrics,
+        vector_traces_status: o.traces,
+        greptimedb_status: o.greptime.map(|i| i.status.clone()),
+        conditions,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +262,50 @@ mod tests {
         std::thread::sleep(std::time::Duration::from_millis(5));
         let flipped = condition(std::slice::from_ref(&again), "Ready", true, "Running", "z", Some(2));
         assert!(flipped.last_transition_time.0 > again.last_transition_time.0);
+    }
+
+    #[test]
+    fn greptime_down_degrades_an_otherwise_running_resource() {
+        use crate::api::GreptimeDbIntegrationStatus;
+        let ok = ComponentStatus {
+            ready: true,
+            replicas: 1,
+            ready_replicas: 1,
+            message: Some("All nodes collecting logs".into()),
+        };
+        let down = Integration {
+            status: GreptimeDbIntegrationStatus::default(),
+            target: None,
+            ready: false,
+            reason: "ClusterNotFound",
+            message: "GreptimeDBCluster g/x not found; S3 archival continues".into(),
+        };
+        let o = Observed {
+            logs: Some(ok.clone()),
+            metrics: None,
+            traces: None,
+            greptime: Some(&down),
+            cloud: None,
+            generation: Some(3),
+        };
+        let st = compose(None, o);
+        assert_eq!(st.phase, Some(Phase::Degraded));
+        assert!(!st.ready);
+        assert!(st.message.unwrap().starts_with("greptimedb: GreptimeDBCluster"));
+        let g = st.conditions.iter().find(|c| c.type_ == condition::GREPTIMEDB_READY).unwrap();
+        assert_eq!(
+            (g.status.as_str(), g.reason.as_str(), g.observed_generation),
+            ("False", "ClusterNotFound", Some(3))
+        );
+        let o = Observed {
+            logs: Some(ok),
+            metrics: None,
+            traces: None,
+            greptime: None,
+            cloud: Some(Cloud::Gcp),
+            generation: Some(3),
+        };
+        let st = compose(None, o);
+        assert_eq!((st.phase, st.ready, st.cloud.as_deref()), (Some(Phase::Running), true, Some("GCP")));
     }
 }
