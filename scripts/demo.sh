@@ -66,12 +66,15 @@ kubectl get ms -A
 echo
 echo "--- ConfigMap monitoring-vector-logs-config, vector.yaml (the rendered Vector config):"
 kubectl get cm monitoring-vector-logs-config -n workspace-prod -o jsonpath='{.data.vector\.yaml}'
+echo "(useClusterRole: false: the pod_logs source is written on each node by the discovery sidecar"
+echo " from the ConfigMap's discovery.json; see README, 'Deviations')"
 cat <<MSG
 
 The control plane and the operator keep running. To explore:
   export KUBECONFIG=$KUBECONFIG PATH=$demo/bin:\$PATH
   kubectl get ms,ds,cm,sa,role,rolebinding -n workspace-prod
   kubectl get ms monitoring -n workspace-prod -o yaml
+  curl -s localhost:8080/metrics | grep monitoringservices_    # the operator's status metrics
 There are no Nodes (no kubelet): collectors stay Creating until Nodes exist and pods are ready.
 Stop everything with: scripts/demo.sh stop
 MSG

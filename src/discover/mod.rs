@@ -45,18 +45,22 @@ pub struct Settings {
     pub include_pod_labels: BTreeMap<String, String>,
     #[serde(default)]
     pub exclude_pod_labels: BTreeMap<String, String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub scrape_annotation: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub port_annotation: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub path_annotation: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub scrape_interval_secs: u64,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub scrape_timeout_secs: u64,
     pub workspace: String,
     pub tenant: String,
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Annotation selecting http or https (a common convention next to the three configurable ones).
