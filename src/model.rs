@@ -171,9 +171,12 @@ pub fn build(ms: &MonitoringServices) -> Result<Model, SpecError> {
     let spec = &ms.spec;
     let scope = if spec.use_cluster_role { Scope::Cluster } else { Scope::Namespace };
 
+    let own_sa = format!("{name}-vector");
     let (service_account, create_service_account) = match (&spec.service_account, spec.auto_create_rbac) {
+        // Naming the account we create anyway (e.g. after annotating it for IRSA) keeps it ours.
+        (Some(sa), true) if *sa == own_sa => (own_sa.clone(), true),
         (Some(sa), _) => (sa.clone(), false),
-        (None, true) => (format!("{name}-vector"), true),
+        (None, true) => (own_sa, true),
         (None, false) => {
             check_dns_subdomain("spec.workspace", &spec.workspace.to_lowercase())?;
             (spec.workspace.to_lowercase(), false)

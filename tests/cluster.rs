@@ -456,3 +456,41 @@ async fn trace_endpoint_lifecycle() {
     })
     .await;
 }
+
+/// The operator works with exactly the RBAC shipped in deploy/operator.yaml (not as admin):
+/// creating both Role and ClusterRole collectors, their bindings, Events, and cleaning up.
+#[tokio::test]
+async fn shipped_operator_rbac_is_sufficient() {
+    let client = env().client().await;
+    let manifest = support::repo().join("deploy/operator.yaml");
+    env().kubectl(&["apply", "-f", manifest.to_str().unwrap()]);
+    let ns = namespace(&client, "rbac").await;
+    let mut config = env().config().await;
+    config.auth_info.impersonate = Some("system:serviceaccount:monitoring-operator:monitoring-operator".into());
+    start_controller_as(
+        config,
+        monitoring_operator::controller::Settings { namespace: Some(ns.clone()), ..Default::default() },
+    )
+    .await;
+
+    create(&client, &ns, ms_json("scoped", basic_spec())).await.unwrap();
+    let mut cluster = basic_spec();
+    cluster["useClusterRole"] = json!(true);
+    cluster["traces"] = json!({"tempoEndpoint": "http://tempo:4318"});
+    create(&client, &ns, ms_json("wide", cluster)).await.unwrap();
+    for name in ["scoped", "wide"] {
+        let ms =
+            wait_status(&client, &ns, name, "status as the operator's ServiceAccount", |m| m.status.is_some()).await;
+        let st = ms.status.unwrap();
+        assert_ne!(st.phase, Some(Phase::Failed), "{name}: {:?}", st.message);
+    }
+    let names = child_names(&client, &ns, "wide").await;
+    assert!(names.contains(&(Kind::ClusterRoleBinding, format!("monitoringservices:{ns}:wide-vector"))), "{names:?}");
+    assert!(child_names(&client, &ns, "scoped").await.contains(&(Kind::RoleBinding, "scoped-vector".into())));
+    Api::<MonitoringServices>::namespaced(client.clone(), &ns).delete("wide", &DeleteParams::default()).await.unwrap();
+    eventually("cluster-scoped children removed by the operator", SHORT, || async {
+        let left = child_names(&client, &ns, "wide").await;
+        (!left.iter().any(|(k, _)| matches!(k, Kind::ClusterRole | Kind::ClusterRoleBinding))).then_some(())
+    })
+    .await;
+}

@@ -220,5 +220,29 @@ async fn greptimedb_cluster_discovered_later_completes_the_integration() {
         (phase(&ms) == Some(Phase::Running)).then_some(())
     })
     .await;
+
+    // GreptimeDB trouble later: reported, but the collectors' config (and pods) stay as they are.
+    let hash = |c: &str| c.to_string();
+    let before = (
+        hash(&config_map(&client, &ns, "mon-vector-logs-config").await.unwrap().data.unwrap()["vector.yaml"]),
+        hash(&config_map(&client, &ns, "mon-vector-metrics-config").await.unwrap().data.unwrap()["vector.yaml"]),
+    );
+    clusters
+        .patch_status(
+            "greptime-prod",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"clusterPhase": "Error"}})),
+        )
+        .await
+        .unwrap();
+    let ms =
+        wait_status(&client, &ns, "mon", "Degraded on GreptimeDB error", |m| phase(m) == Some(Phase::Degraded)).await;
+    let cond = ms.status.unwrap().conditions.into_iter().find(|c| c.type_ == "GreptimeDBReady").unwrap();
+    assert_eq!(cond.reason, "ClusterNotReady");
+    let after = (
+        hash(&config_map(&client, &ns, "mon-vector-logs-config").await.unwrap().data.unwrap()["vector.yaml"]),
+        hash(&config_map(&client, &ns, "mon-vector-metrics-config").await.unwrap().data.unwrap()["vector.yaml"]),
+    );
+    assert_eq!(before, after, "a GreptimeDB outage rewrote the collectors' config");
     delete_nodes(&client, &nodes).await;
 }

@@ -390,11 +390,11 @@ pub struct GreptimeDbRef {
     pub namespace: Option<String>,
     /// Database in GreptimeDB.
     #[serde(default = "default_database")]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))]
     pub database: String,
     /// Table for logs.
     #[serde(default = "default_logs_table")]
-    #[schemars(length(min = 1, max = 128))]
+    #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$"))]
     pub logs_table: String,
     /// Send metrics to GreptimeDB (Prometheus remote write).
     #[serde(default = "default_true")]

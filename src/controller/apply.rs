@@ -37,20 +37,54 @@ pub fn stamp_hash(child: &mut Child) -> String {
     hash
 }
 
-/// True when another manager changed the object (outside status) after our last apply.
+/// Leaf paths of a managedFields `fieldsV1` trie (`f:spec/f:template/...`).
+fn leaves(v: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
+    match v.as_object() {
+        Some(map) if !map.is_empty() => {
+            for (k, child) in map {
+                if k == "." {
+                    out.insert(prefix.to_string());
+                } else {
+                    leaves(child, &format!("{prefix}/{k}"), out);
+                }
+            }
+        }
+        _ => {
+            out.insert(prefix.to_string());
+        }
+    }
+}
+
+/// True when another manager owns (so has written) a field we apply, outside status. A forced
+/// re-apply takes those fields back, after which this is false again: no re-apply loop, and
+/// fields others add next to ours (an IRSA annotation, `kubectl rollout restart`) are left alone.
 fn drifted(live: &DynamicObject) -> bool {
     let fields = live.metadata.managed_fields.as_deref().unwrap_or_default();
-    let ours = fields
-        .iter()
-        .filter(|f| f.manager.as_deref() == Some(MANAGER) && f.subresource.as_deref().unwrap_or("").is_empty())
-        .filter_map(|f| f.time.as_ref().map(|t| t.0))
-        .max();
-    let Some(ours) = ours else { return true };
-    fields.iter().any(|f| {
-        f.manager.as_deref() != Some(MANAGER)
-            && f.subresource.as_deref().unwrap_or("").is_empty()
-            && f.time.as_ref().is_some_and(|t| t.0 > ours)
-    })
+    let main = |f: &&k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
+        f.subresource.as_deref().unwrap_or("").is_empty()
+    };
+    let set = |f: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
+        let mut out = BTreeSet::new();
+        if let Some(v) = &f.fields_v1 {
+            leaves(&v.0, "", &mut out);
+        }
+        out
+    };
+    let Some(ours) = fields.iter().filter(main).find(|f| f.manager.as_deref() == Some(MANAGER)).map(set) else {
+        return true; // never applied by us (or our ownership was removed)
+    };
+    fields.iter().filter(main).filter(|f| f.manager.as_deref() != Some(MANAGER)).any(|f| !set(f).is_disjoint(&ours))
+}
+
+/// Errors that mean "the apiserver will not take this object": anything else (timeouts,
+/// 5xx, throttling) is transient and retried with backoff instead of failing the resource.
+fn rejected(kind: Kind, name: &str, e: kube::Error) -> SyncError {
+    match &e {
+        kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422) => {
+            SyncError::Rejected(Rejected { kind: kind.name(), name: name.into(), source: e })
+        }
+        _ => SyncError::Kube(e),
+    }
 }
 
 /// Outcome of a sync.
@@ -112,7 +146,7 @@ pub async fn sync(client: &Client, namespace: &str, cr: &str, mut children: Vec<
             let (a, patch) = (api(client, child.kind, namespace), Patch::Apply(&child.object));
             traced("dry-run apply", child.kind.name(), namespace, child.name(), a.patch(child.name(), &dry, &patch))
                 .await
-                .map_err(|source| Rejected { kind: child.kind.name(), name: child.name().into(), source })?;
+                .map_err(|e| rejected(child.kind, child.name(), e))?;
         }
     }
     let mut out = Synced::default();
@@ -120,7 +154,7 @@ pub async fn sync(client: &Client, namespace: &str, cr: &str, mut children: Vec<
         let (a, patch) = (api(client, child.kind, namespace), Patch::Apply(&child.object));
         let obj = traced("apply", child.kind.name(), namespace, child.name(), a.patch(child.name(), &pp, &patch))
             .await
-            .map_err(|source| Rejected { kind: child.kind.name(), name: child.name().into(), source })?;
+            .map_err(|e| rejected(child.kind, child.name(), e))?;
         out.applied += 1;
         live.insert((child.kind, child.name().to_string()), obj);
     }
@@ -156,4 +190,39 @@ pub async fn delete_cluster_children(client: &Client, namespace: &str, cr: &str)
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(entries: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": "x", "managedFields": entries}}))
+        .unwrap()
+    }
+
+    fn entry(manager: &str, fields: serde_json::Value) -> serde_json::Value {
+        json!({"manager": manager, "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": fields})
+    }
+
+    #[test]
+    fn drift_is_a_foreign_owner_of_our_fields() {
+        let ours = json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:automountServiceAccountToken": {}});
+        // Someone added an annotation next to our fields: not drift.
+        let annotated = obj(json!([
+            entry(MANAGER, ours.clone()),
+            entry("kubectl-annotate", json!({"f:metadata": {"f:annotations": {"f:eks.amazonaws.com/role-arn": {}}}}))
+        ]));
+        assert!(!drifted(&annotated));
+        // Someone changed a field we own: drift.
+        let edited = obj(json!([
+            entry(MANAGER, ours.clone()),
+            entry("kubectl-edit", json!({"f:automountServiceAccountToken": {}}))
+        ]));
+        assert!(drifted(&edited));
+        // Never applied by us.
+        assert!(drifted(&obj(json!([entry("someone", ours)]))));
+    }
 }

@@ -25,9 +25,23 @@ pub struct Integration {
     pub message: String,
 }
 
-pub async fn resolve(ctx: &Context, m: &Model) -> Option<Integration> {
+/// `old` is the integration status last reported: once GreptimeDB was reached, its sinks stay
+/// rendered through trouble (a not-ready cluster, a failed check), so an outage never rewrites
+/// the collectors' config and rolls every pod twice; the real-time buffers drop what cannot be
+/// delivered, and the condition reports the trouble. Only a changed `greptimeRef` drops them.
+pub async fn resolve(ctx: &Context, m: &Model, old: Option<&GreptimeDbIntegrationStatus>) -> Option<Integration> {
     let r = m.greptime.as_ref()?;
     let ns = m.greptime_namespace()?;
+    let previous = old.filter(|o| {
+        o.cluster_name.as_deref() == Some(r.name.as_str())
+            && o.cluster_namespace.as_deref() == Some(ns.as_str())
+            && o.database.as_deref() == Some(r.database.as_str())
+    });
+    let sticky = previous.and_then(|o| {
+        let mut t = GreptimeTarget::new(r, o.endpoint.clone()?);
+        t.logs &= o.pipeline_ready;
+        Some(t)
+    });
     let mut status = GreptimeDbIntegrationStatus {
         discovered: false,
         cluster_name: Some(r.name.clone()),
@@ -36,8 +50,13 @@ pub async fn resolve(ctx: &Context, m: &Model) -> Option<Integration> {
         endpoint: None,
         database: Some(r.database.clone()),
     };
-    let not_ready =
-        |status, reason, message: String| Integration { status, target: None, ready: false, reason, message };
+    let not_ready = |mut status: GreptimeDbIntegrationStatus, reason, message: String| {
+        if let Some(t) = &sticky {
+            status.endpoint = Some(t.endpoint.clone());
+            status.pipeline_ready = t.logs;
+        }
+        Integration { status, target: sticky.clone(), ready: false, reason, message }
+    };
     let ar = greptime::cluster_resource();
     let clusters = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), &ns, &ar);
     let cluster = match super::traced::traced("get", "GreptimeDBCluster", &ns, &r.name, clusters.get_opt(&r.name)).await
@@ -66,6 +85,12 @@ pub async fn resolve(ctx: &Context, m: &Model) -> Option<Integration> {
         let base = ctx.settings.greptime_url.clone().unwrap_or_else(|| format!("http://{endpoint}"));
         match ensure_cached(ctx, &base).await {
             Ok(()) => status.pipeline_ready = true,
+            Err(e) if previous.is_some_and(|o| o.pipeline_ready) => {
+                // It existed when last checked: a failed re-check is GreptimeDB trouble, not a
+                // missing pipeline, so the logs sink stays.
+                status.pipeline_ready = true;
+                problem = Some(("PipelineCheckFailed", format!("log pipeline {}: {e}", target.pipeline_name)));
+            }
             Err(e) => {
                 // Without its pipeline the logs sink would be refused: leave it out for now.
                 target.logs = false;

@@ -364,9 +364,17 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action,
             return Ok(Action::await_change());
         }
     };
-    let cloud = ctx.cloud(model.cloud).await;
+    // A failed detection (apiserver hiccup) keeps the last known cloud instead of flapping status.
+    let cloud = ctx.cloud(model.cloud).await.or_else(|| {
+        old.and_then(|s| s.cloud.as_deref()).and_then(|c| match c {
+            "AWS" => Some(Cloud::Aws),
+            "GCP" => Some(Cloud::Gcp),
+            "AZURE" => Some(Cloud::Azure),
+            _ => None,
+        })
+    });
     model.discovery_image = ctx.settings.discovery_image.clone();
-    let integration = greptime::resolve(&ctx, &model).await;
+    let integration = greptime::resolve(&ctx, &model, old.and_then(|s| s.greptimedb_status.as_ref())).await;
     model.greptime_target = integration.as_ref().and_then(|i| i.target.clone());
     let owner = ms.controller_owner_ref(&()).expect("CR has name and uid");
     let children = render::render(&model, Some(&owner));

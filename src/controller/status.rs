@@ -31,6 +31,9 @@ pub fn component(c: Component, ds: Option<&DaemonSet>) -> ComponentStatus {
         (false, "No node is eligible to run the collector (check nodeSelector, affinity and tolerations)".to_string())
     } else if ready == desired && updated == desired {
         (true, format!("All nodes {verb}"))
+    } else if updated < desired && ready > 0 && ready >= desired - 1 {
+        // A rolling update replaces one pod at a time: still healthy, just not done yet.
+        (true, format!("All nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"))
     } else if updated < desired {
         (false, format!("{ready}/{desired} nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"))
     } else {
@@ -118,10 +121,7 @@ pub fn failed(
     let mut conditions = vec![condition(old_conditions, condition::READY, false, reason, message, generation), spec];
     // Component conditions stay as last observed: the running collectors were not touched.
     conditions.extend(
-        old_conditions
-            .iter()
-            .filter(|c| c.type_ == condition::LOGS_READY || c.type_ == condition::METRICS_READY)
-            .cloned(),
+        old_conditions.iter().filter(|c| c.type_ != condition::READY && c.type_ != condition::SPEC_VALID).cloned(),
     );
     st.conditions = conditions;
     st
@@ -240,6 +240,11 @@ mod tests {
         assert_eq!((part.replicas, part.ready_replicas), (3, 1));
         assert!(!component(Component::Logs, Some(&ds(0, 0, 0))).ready);
         assert!(!component(Component::Logs, None).ready);
+        // Rolling update with one pod down at a time: healthy, says it is rolling out.
+        let rolling = component(Component::Logs, Some(&ds(3, 2, 1)));
+        assert!(rolling.ready && rolling.message.unwrap().contains("rolling out"));
+        assert!(!component(Component::Logs, Some(&ds(3, 1, 1))).ready);
+        assert!(!component(Component::Logs, Some(&ds(1, 0, 0))).ready);
     }
 
     #[test]

@@ -140,7 +140,10 @@ pub fn target(pod: &Pod, s: &Settings) -> Option<Target> {
         }
     };
     let path = ann.get(&s.path_annotation).map(|p| p.trim()).filter(|p| !p.is_empty()).unwrap_or("/metrics");
-    if path.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\' || c == '{') {
+    // Only characters every URL parser keeps as they are: a target Vector cannot parse would
+    // stop the node's whole scrape config from loading, and one it re-encodes would no longer
+    // match its labels.
+    if !path.chars().all(|c| c.is_ascii_alphanumeric() || "/-._~%".contains(c)) {
         return None;
     }
     let path = if path.starts_with('/') { path.to_string() } else { format!("/{path}") };

@@ -161,6 +161,8 @@ pub fn render(
         field_env("VECTOR_SELF_POD_NAMESPACE", "metadata.namespace"),
         EnvVar { name: "VECTOR_LOG".into(), value: Some("info".into()), ..Default::default() },
     ];
+    // A user value replaces ours (e.g. VECTOR_LOG=debug): env names must be unique.
+    env.retain(|e| !c.env.iter().any(|u| u.name == e.name));
     env.extend(c.env.iter().cloned());
 
     let mut volumes = vec![

@@ -141,13 +141,14 @@ const FLATTEN: &str = r#". = {
 }
 "#;
 
-/// Parses the pod log path and the CRI (or Docker JSON) line format into the same field
-/// layout `kubernetes_logs` produces.
+/// Parses the pod log path and the CRI (or Docker JSON) line format into the field layout
+/// `kubernetes_logs` produces (CRI partial lines are not merged).
 const PARSE_POD_LOG_FILE: &str = r#"path = parse_regex(string(.file) ?? "", r'^/var/log/pods/(?P<namespace>[^_]+)_(?P<pod>[^_]+)_(?P<uid>[^/]+)/(?P<container>[^/]+)/') ?? {}
 .kubernetes.pod_namespace = path.namespace
 .kubernetes.pod_name = path.pod
 .kubernetes.pod_uid = path.uid
 .kubernetes.container_name = path.container
+.kubernetes.pod_node_name = get_env_var("VECTOR_SELF_NODE_NAME") ?? null
 line = string(.message) ?? ""
 cri, cri_err = parse_regex(line, r'^(?P<time>\S+) (?P<stream>stdout|stderr) (?P<tag>[FP]) (?P<msg>.*)$')
 if cri_err == null {
@@ -158,7 +159,7 @@ if cri_err == null {
 } else {
   docker, docker_err = parse_json(line)
   if docker_err == null && is_object(docker) {
-    .message = docker.log
+    .message = replace(string(docker.log) ?? "", r'\n$', "")
     .stream = docker.stream
   }
 }

@@ -41,7 +41,8 @@ pub fn s3_sink(inputs: Vec<String>, archive: &Archive, key_prefix: String) -> Si
     Sink::AwsS3(Box::new(AwsS3 {
         inputs,
         bucket: archive.bucket.clone(),
-        region: archive.endpoint.is_none().then(|| archive.region.clone()),
+        // Vector needs the region for SigV4 signing also with a custom endpoint.
+        region: Some(archive.region.clone()),
         endpoint: archive.endpoint.clone(),
         key_prefix,
         compression: match archive.compression {

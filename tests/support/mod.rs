@@ -139,7 +139,12 @@ pub async fn start_controller(namespace: &str) -> RequestCounter {
 }
 
 pub async fn start_controller_with(settings: controller::Settings) -> RequestCounter {
-    let (client, counter) = controller::client::counted(env().config().await).unwrap();
+    start_controller_as(env().config().await, settings).await
+}
+
+/// Run the controller with the credentials of `config` (e.g. impersonating its ServiceAccount).
+pub async fn start_controller_as(config: Config, settings: controller::Settings) -> RequestCounter {
+    let (client, counter) = controller::client::counted(config).unwrap();
     tokio::spawn(controller::run(client, settings));
     counter
 }
