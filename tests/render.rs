@@ -496,3 +496,14 @@ fn trace_endpoint_forwards_to_tempo_and_greptimedb() {
     assert_eq!(g["protocol"]["request"]["headers"]["x-greptime-db-name"], "analytics");
     assert_eq!(g["buffer"]["when_full"], "drop_newest");
 }
+
+/// S3-compatible stores (4.2): the endpoint and the region (Vector signs with it) both go to Vector.
+#[test]
+fn custom_endpoint_keeps_the_region() {
+    let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.2-0.yaml").unwrap();
+    for (name, cfg) in vector_configs(&children(&ms)) {
+        let s3 = &cfg["sinks"]["s3_archive"];
+        assert_eq!(s3["endpoint"], "https://us-east-1.linodeobjects.com", "{name}");
+        assert_eq!(s3["region"], "us-east-1", "{name}");
+    }
+}
