@@ -183,14 +183,14 @@ async fn greptimedb_cluster_discovered_later_completes_the_integration() {
         "metadata": {"name": "greptime-prod"}, "spec": {"httpPort": 4000}}))
         .unwrap();
     clusters.create(&PostParams::default(), &obj).await.unwrap();
-    clusters
-        .patch_status(
-            "greptime-prod",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"clusterPhase": "Running"}})),
-        )
-        .await
-        .unwrap();
+    let set_phase = |phase: &'static str| {
+        let clusters = clusters.clone();
+        async move {
+            let status = Patch::Merge(json!({"status": {"clusterPhase": phase}}));
+            clusters.patch_status("greptime-prod", &PatchParams::default(), &status).await.unwrap();
+        }
+    };
+    set_phase("Running").await;
     let started = std::time::Instant::now();
     let ms = wait_status(&client, &ns, "mon", "GreptimeDB integration ready", |m| {
         m.status.as_ref().unwrap().conditions.iter().any(|c| c.type_ == "GreptimeDBReady" && c.status == "True")
@@ -222,27 +222,20 @@ async fn greptimedb_cluster_discovered_later_completes_the_integration() {
     .await;
 
     // GreptimeDB trouble later: reported, but the collectors' config (and pods) stay as they are.
-    let hash = |c: &str| c.to_string();
-    let before = (
-        hash(&config_map(&client, &ns, "mon-vector-logs-config").await.unwrap().data.unwrap()["vector.yaml"]),
-        hash(&config_map(&client, &ns, "mon-vector-metrics-config").await.unwrap().data.unwrap()["vector.yaml"]),
-    );
-    clusters
-        .patch_status(
-            "greptime-prod",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"clusterPhase": "Error"}})),
-        )
-        .await
-        .unwrap();
+    let configs = || async {
+        let mut out = Vec::new();
+        for cm in ["mon-vector-logs-config", "mon-vector-metrics-config"] {
+            out.push(config_map(&client, &ns, cm).await.unwrap().data.unwrap()["vector.yaml"].clone());
+        }
+        out
+    };
+    let before = configs().await;
+    set_phase("Error").await;
     let ms =
         wait_status(&client, &ns, "mon", "Degraded on GreptimeDB error", |m| phase(m) == Some(Phase::Degraded)).await;
     let cond = ms.status.unwrap().conditions.into_iter().find(|c| c.type_ == "GreptimeDBReady").unwrap();
     assert_eq!(cond.reason, "ClusterNotReady");
-    let after = (
-        hash(&config_map(&client, &ns, "mon-vector-logs-config").await.unwrap().data.unwrap()["vector.yaml"]),
-        hash(&config_map(&client, &ns, "mon-vector-metrics-config").await.unwrap().data.unwrap()["vector.yaml"]),
-    );
+    let after = configs().await;
     assert_eq!(before, after, "a GreptimeDB outage rewrote the collectors' config");
     delete_nodes(&client, &nodes).await;
 }
