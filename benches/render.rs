@@ -1,13 +1,14 @@
 //! Rendering cost (no cluster): validate + render + serialise every seed example, and render a
 //! node's discovery file for 20, 100 and 500 pods. Run with `cargo bench --bench render`;
 //! prints time per operation (a reference on this machine, not an assertion).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches fail loudly by design
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::Pod;
 use monitoring_operator::api::MonitoringServices;
-use monitoring_operator::{discover, model, render};
+use monitoring_operator::{discover, model, render, vector};
 
 fn examples() -> Vec<MonitoringServices> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/seed");
@@ -38,13 +39,15 @@ fn main() {
     let crs = examples();
     time("validate+render+YAML, all 6 seed examples", 200, || {
         for ms in &crs {
-            let mut m = model::build(ms).unwrap();
-            m.greptime_target = m.assumed_greptime_target();
-            black_box(render::to_yaml(&render::render(&m, None)));
+            let m = model::build(ms, &model::Dereferenced::assumed(ms)).unwrap();
+            black_box(render::to_yaml(&render::render(&m, None).unwrap()).unwrap());
         }
     });
     let cr = crs.iter().find(|c| c.spec.use_cluster_role).unwrap();
-    let cm = render::render(&model::build(cr).unwrap(), None)
+    let cm = render::render(&model::build(cr, &model::Dereferenced::default()).unwrap(), None)
+        .unwrap()
+        .to_list()
+        .unwrap()
         .into_iter()
         .find(|c| c.name().ends_with("metrics-config"))
         .unwrap();
@@ -63,7 +66,7 @@ fn main() {
             })
             .collect();
         time(&format!("discovery file for {n} pods"), 200, || {
-            black_box(discover::render_fragment(pods.iter(), &settings, "node-a"));
+            black_box(vector::discovered(pods.iter(), &settings, "node-a").unwrap());
         });
     }
 }

@@ -7,7 +7,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use monitoring_operator::api::{self, MonitoringServices};
 use monitoring_operator::telemetry::tracing_setup;
-use monitoring_operator::{controller, discover, model, render};
+use monitoring_operator::{controller, discover, model, render, sidecar};
 
 #[derive(Parser)]
 #[command(
@@ -82,7 +82,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Crd => print!("{}", api::crd_yaml()),
+        Command::Crd => print!("{}", api::crd_yaml()?),
         Command::Render { file, namespace } => print!("{}", render_file(&file, &namespace)?),
         Command::Run { namespace, log_format, discovery_image, greptimedb_url, metrics_addr, status_kinds } => {
             let _guard = tracing_setup::init(&log_format)?;
@@ -109,9 +109,9 @@ async fn main() -> anyhow::Result<()> {
             let s: discover::Settings = serde_json::from_str(&text).context("parsing discovery settings")?;
             let client = kube::Client::try_default().await.context("no Kubernetes configuration found")?;
             if once {
-                discover::run::once(client, &node, &s, &output).await?;
+                sidecar::once(client, &node, &s, &output).await?;
             } else {
-                discover::run::watch(client, &node, &s, &output).await?;
+                sidecar::watch(client, &node, &s, &output).await?;
             }
         }
     }
@@ -136,10 +136,10 @@ fn render_file(file: &PathBuf, default_ns: &str) -> anyhow::Result<String> {
         if ms.metadata.namespace.is_none() {
             ms.metadata.namespace = Some(default_ns.to_string());
         }
-        let mut m = model::build(&ms).map_err(|e| anyhow::anyhow!("invalid MonitoringServices: {e}"))?;
         // No cluster to ask: assume the referenced GreptimeDB at its default address.
-        m.greptime_target = m.assumed_greptime_target();
-        out.push_str(&render::to_yaml(&render::render(&m, None)));
+        let m = model::build(&ms, &model::Dereferenced::assumed(&ms))
+            .map_err(|e| anyhow::anyhow!("invalid MonitoringServices: {e}"))?;
+        out.push_str(&render::to_yaml(&render::render(&m, None)?)?);
     }
     anyhow::ensure!(found > 0, "no MonitoringServices document in {}", file.display());
     Ok(out)

@@ -12,6 +12,7 @@
 //! - `deploy/grafana/monitoring-services-overview.json` is valid JSON, its queries parse (as
 //!   promtool rules), and they only use the operator's metrics and `vector_*` metrics the rules
 //!   use.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches fail loudly by design
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -20,6 +21,9 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::{Value, json};
+
+mod support;
+use support::files::repo;
 
 const RULES: &str = "deploy/prometheus/monitoring-operator.rules.yaml";
 const RULE_TESTS: &str = "deploy/prometheus/monitoring-operator.rules.test.yaml";
@@ -70,10 +74,6 @@ const REQUIRED_ALERTS: &[&str] = &[
     "VectorBufferFilling",
     "VectorBufferDiscarding",
 ];
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn read(path: &str) -> String {
     fs::read_to_string(repo().join(path)).unwrap_or_else(|e| panic!("reading {path}: {e}"))

@@ -1,6 +1,7 @@
 //! Per-node scrape-target discovery against a real apiserver: two discovery loops (one per
 //! node) watch the same cluster; each node's file holds exactly that node's annotated,
 //! running, in-scope pods, and follows changes quickly. Prints the measured latency.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches fail loudly by design
 
 mod support;
 
@@ -11,6 +12,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use monitoring_operator::discover::{self, Settings};
+use monitoring_operator::sidecar;
 use serde_json::json;
 use support::*;
 
@@ -67,11 +69,11 @@ async fn each_node_scrapes_exactly_its_annotated_pods() {
     let (file_a, file_b) = (dir.join("a.yaml"), dir.join("b.yaml"));
 
     // The init container's job: a valid file even with no targets.
-    discover::run::once(client.clone(), &node_a, &s, &file_a).await.unwrap();
+    sidecar::once(client.clone(), &node_a, &s, &file_a).await.unwrap();
     assert!(read(&file_a).contains("endpoints: []"), "{}", read(&file_a));
     for (node, file) in [(node_a.clone(), file_a.clone()), (node_b.clone(), file_b.clone())] {
         let (c, s) = (client.clone(), s.clone());
-        tokio::spawn(async move { discover::run::watch(c, &node, &s, &file).await });
+        tokio::spawn(async move { sidecar::watch(c, &node, &s, &file).await });
     }
     until(&file_b, "node b's first file", |f| f.contains("endpoints: []")).await;
 
@@ -156,7 +158,7 @@ async fn namespace_scoped_logs_follow_label_filters() {
     };
     let file = std::env::temp_dir().join(format!("logs-discovery-{ns}.yaml"));
     let (c, s2, n, f) = (client.clone(), s.clone(), node.clone(), file.clone());
-    tokio::spawn(async move { discover::run::watch(c, &n, &s2, &f).await });
+    tokio::spawn(async move { sidecar::watch(c, &n, &s2, &f).await });
     until(&file, "first file", |f| f.contains(".no-pods-selected")).await;
 
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
@@ -167,18 +169,19 @@ async fn namespace_scoped_logs_follow_label_filters() {
         )
         .unwrap()
     };
-    let api = pods.create(&PostParams::default(), &make("api", json!({"app": "api"}))).await.unwrap();
+    // The pods to leave out first, the one to read last: one watch delivers events in order,
+    // so once the file names the api pod, the sidecar has seen the others too.
     pods.create(&PostParams::default(), &make("debug", json!({"app": "debug"}))).await.unwrap();
     pods.create(&PostParams::default(), &make("collector", json!({"vector.dev/exclude": "true"}))).await.unwrap();
     Api::<Pod>::namespaced(client.clone(), &other)
         .create(&PostParams::default(), &make("elsewhere", json!({})))
         .await
         .unwrap();
+    let api = pods.create(&PostParams::default(), &make("api", json!({"app": "api"}))).await.unwrap();
 
     let uid = api.metadata.uid.unwrap();
     let want = format!("/var/log/pods/{ns}_api_{uid}/*/*.log");
     until(&file, "the api pod's directory", |f| f.contains(&want)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let text = read(&file);
     assert!(!text.contains("_debug_") && !text.contains("_collector_") && !text.contains("elsewhere"), "{text}");
 

@@ -2,6 +2,7 @@
 //! its HTTP pipeline API is played by a small local server implementing the documented
 //! request/response shapes (`GET`/`POST /v1/pipelines/{name}`); everything on the Kubernetes
 //! side (the GreptimeDBCluster CRD and objects, the operator, the children) is real.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches fail loudly by design
 
 mod support;
 
@@ -13,6 +14,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use monitoring_operator::api::Phase;
 use monitoring_operator::controller;
 use monitoring_operator::greptime;
+use monitoring_operator::greptime::client::PipelineClient;
 use serde_json::json;
 use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -104,8 +106,9 @@ async fn fake_greptime() -> (String, Arc<Mutex<FakeGreptime>>) {
 #[tokio::test]
 async fn pipeline_is_created_once_then_left_alone() {
     let (base, state) = fake_greptime().await;
-    assert!(greptime::ensure_pipeline(&base).await.unwrap(), "first call creates");
-    assert!(!greptime::ensure_pipeline(&base).await.unwrap(), "second call finds it");
+    let client = PipelineClient::default();
+    assert!(client.ensure_pipeline(&base).await.unwrap(), "first call creates");
+    assert!(!client.ensure_pipeline(&base).await.unwrap(), "second call finds it");
     {
         let s = state.lock().unwrap();
         let path = format!("/v1/pipelines/{}", greptime::pipeline_name());
@@ -115,7 +118,7 @@ async fn pipeline_is_created_once_then_left_alone() {
         assert_eq!(s.pipelines[&greptime::pipeline_name()], greptime::PIPELINE);
     }
     // An unreachable GreptimeDB is an error, not a hang.
-    assert!(greptime::ensure_pipeline("http://127.0.0.1:1").await.is_err());
+    assert!(client.ensure_pipeline("http://127.0.0.1:1").await.is_err());
 }
 
 /// The GreptimeDBCluster CRD (greptime.io/v1alpha1, as the GreptimeDB operator installs it:

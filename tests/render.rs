@@ -1,45 +1,32 @@
 //! Rendering without a cluster: every seed example (section 4) renders the seed's child set,
 //! and every generated Vector config passes Vector's own JSON Schema, compiles its VRL, and
 //! follows the Vector 0.57 rules in docs/vector-notes.md.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches fail loudly by design
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 use k8s_openapi::api::core::v1::Pod;
 use monitoring_operator::api::MonitoringServices;
-use monitoring_operator::discover::{self, Settings};
+use monitoring_operator::discover::Settings;
 use monitoring_operator::render::{self, Child, Kind};
-use monitoring_operator::{api, model};
+use monitoring_operator::{api, model, vector};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod support;
+use support::files::{example_files, examples, repo};
 
 /// The seed examples as checked into the repository (identical to ../shared/examples).
-fn examples() -> Vec<(String, MonitoringServices)> {
-    let mut out = Vec::new();
-    let mut files: Vec<_> =
-        std::fs::read_dir(repo().join("examples/seed")).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    for f in files {
-        let text = std::fs::read_to_string(&f).unwrap();
-        for doc in serde_norway::Deserializer::from_str(&text) {
-            let v: Value = serde::Deserialize::deserialize(doc).unwrap();
-            if v["kind"] == "MonitoringServices" {
-                out.push((f.file_name().unwrap().to_string_lossy().into_owned(), serde_json::from_value(v).unwrap()));
-            }
-        }
-    }
+fn seed_examples() -> Vec<(String, MonitoringServices)> {
+    let out: Vec<_> =
+        examples().into_iter().filter_map(|(f, ms)| Some((f.strip_prefix("seed/")?.to_string(), ms))).collect();
     assert_eq!(out.len(), 6, "six MonitoringServices manifests in section 4");
     out
 }
 
 fn children(ms: &MonitoringServices) -> Vec<Child> {
-    let mut m = model::build(ms).expect("seed example is valid");
-    // As `render` does: a referenced GreptimeDB is assumed at its default address.
-    m.greptime_target = m.assumed_greptime_target();
-    render::render(&m, None)
+    // As `render -f` does: a referenced GreptimeDB is assumed at its default address.
+    let m = model::build(ms, &model::Dereferenced::assumed(ms)).expect("seed example is valid");
+    render::render(&m, None).unwrap().to_list().unwrap()
 }
 
 /// Pods on a node, as the discovery sidecar would see them: two scrape targets (one https with
@@ -102,7 +89,7 @@ fn vector_configs(children: &[Child]) -> Vec<(String, Value)> {
             Some(settings) => {
                 let settings: Settings = serde_json::from_str(settings.as_str().unwrap()).unwrap();
                 for (label, pods) in [("no targets", vec![]), ("two targets", sample_pods())] {
-                    let fragment = discover::render_fragment(pods.iter(), &settings, "node-a");
+                    let fragment = vector::discovered(pods.iter(), &settings, "node-a").unwrap();
                     let mut cfg = base.clone();
                     merge(&mut cfg, serde_norway::from_str(&fragment).unwrap());
                     out.push((format!("{} + {label}", c.name()), cfg));
@@ -115,12 +102,12 @@ fn vector_configs(children: &[Child]) -> Vec<(String, Value)> {
 
 #[test]
 fn shared_examples_are_unchanged_copies() {
+    // ../shared is beside every clone (CI included): a missing copy is a failure, not a skip.
     let shared = repo().join("../shared/examples");
-    if !shared.exists() {
-        eprintln!("../shared/examples not present; skipping the copy check");
-        return;
-    }
+    assert!(shared.is_dir(), "{} is missing: the copy check cannot run", shared.display());
+    let mut checked = 0;
     for e in std::fs::read_dir(&shared).unwrap() {
+        checked += 1;
         let p = e.unwrap().path();
         let ours = repo().join("examples/seed").join(p.file_name().unwrap());
         assert_eq!(
@@ -130,11 +117,12 @@ fn shared_examples_are_unchanged_copies() {
             ours.display()
         );
     }
+    assert_eq!(checked, 7, "seven manifests in section 4 of the seed");
 }
 
 #[test]
 fn seed_examples_render_the_seed_child_set() {
-    for (file, ms) in examples() {
+    for (file, ms) in seed_examples() {
         let got = names(&children(&ms));
         let k = |kind, n: &str| (kind, n.to_string());
         let mut want = BTreeSet::new();
@@ -163,7 +151,7 @@ fn seed_examples_render_the_seed_child_set() {
 
 #[test]
 fn labels_and_service_accounts() {
-    for (file, ms) in examples() {
+    for (file, ms) in seed_examples() {
         for c in children(&ms) {
             let labels = &c.object.metadata.labels.as_ref().unwrap();
             assert_eq!(labels["app.kubernetes.io/instance"], "monitoring", "{file} {}", c.name());
@@ -186,7 +174,7 @@ fn labels_and_service_accounts() {
 
 #[test]
 fn environment_variables_plain_and_value_from() {
-    let all = examples();
+    let all = seed_examples();
     let env_of = |file: &str| -> Value {
         let (_, ms) = all.iter().find(|(f, _)| f == file).unwrap();
         let ds = children(ms).into_iter().find(|c| c.name() == "monitoring-vector-logs").unwrap();
@@ -207,7 +195,7 @@ fn environment_variables_plain_and_value_from() {
 
 #[test]
 fn resources_are_requests_and_limits() {
-    let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.1-0.yaml").unwrap();
+    let (_, ms) = seed_examples().into_iter().find(|(f, _)| f == "seed-4.1-0.yaml").unwrap();
     let ds = children(&ms).into_iter().find(|c| c.name() == "monitoring-vector-logs").unwrap();
     let r = &ds.object.data["spec"]["template"]["spec"]["containers"][0]["resources"];
     assert_eq!(r["requests"], serde_json::json!({"cpu": "200m", "memory": "256Mi"}));
@@ -220,7 +208,7 @@ fn resources_are_requests_and_limits() {
 
 #[test]
 fn vector_rules_from_the_notes() {
-    for (file, ms) in examples() {
+    for (file, ms) in seed_examples() {
         let kids = children(&ms);
         let mut data_dirs = BTreeSet::new();
         for ds in kids.iter().filter(|c| c.kind == Kind::DaemonSet) {
@@ -263,7 +251,7 @@ fn vector_rules_from_the_notes() {
 
 #[test]
 fn prefixes_and_selectors_follow_the_spec() {
-    let all = examples();
+    let all = seed_examples();
     let cfg_of = |file: &str, cm: &str| -> Value {
         let (_, ms) = all.iter().find(|(f, _)| f == file).unwrap();
         vector_configs(&children(ms)).into_iter().find(|(n, _)| n == cm).unwrap().1
@@ -316,7 +304,7 @@ fn prefixes_and_selectors_follow_the_spec() {
 
 #[test]
 fn every_vector_config_passes_the_vector_schema() {
-    let schema_path = repo().join("../shared/vector/vector-0.58-config-schema.json");
+    let schema_path = repo().join("../shared/vector/vector-0.57-config-schema.json");
     let text = std::fs::read_to_string(&schema_path).expect("shared/vector schema beside the repo");
     // Vector names definitions after Rust types ("Inputs<String>"); `<` and `>` are not
     // valid in a URI fragment, so percent-encode them in the $refs (and only there: the
@@ -325,7 +313,7 @@ fn every_vector_config_passes_the_vector_schema() {
     encode_refs(&mut schema);
     let validator = jsonschema::validator_for(&schema).unwrap();
     let mut checked = 0;
-    for (file, ms) in examples() {
+    for (file, ms) in seed_examples() {
         for (cm, cfg) in vector_configs(&children(&ms)) {
             let errors: Vec<String> =
                 validator.iter_errors(&cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
@@ -335,13 +323,13 @@ fn every_vector_config_passes_the_vector_schema() {
     }
     assert_eq!(checked, 21);
     // And a config with the trace endpoint.
-    let (_, mut ms) = examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
+    let (_, mut ms) = seed_examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
     ms.spec.traces = serde_json::from_value(serde_json::json!({"tempoEndpoint": "http://tempo:4318"})).unwrap();
     let (name, cfg) = vector_configs(&children(&ms)).into_iter().find(|(n, _)| n.contains("otlp")).unwrap();
     let errors: Vec<String> = validator.iter_errors(&cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "{name}:\n{}", errors.join("\n"));
     // The schema really rejects mistakes (so a pass above means something).
-    let (_, ms) = examples().remove(0);
+    let (_, ms) = seed_examples().remove(0);
     let (_, mut cfg) = vector_configs(&children(&ms)).remove(0);
     cfg["sinks"]["s3_archive"]["bukket"] = "x".into();
     assert!(!validator.is_valid(&cfg));
@@ -351,7 +339,7 @@ fn every_vector_config_passes_the_vector_schema() {
 fn every_remap_program_compiles() {
     let fns = vrl::stdlib::all();
     let mut compiled = 0;
-    for (file, ms) in examples() {
+    for (file, ms) in seed_examples() {
         for (cm, cfg) in vector_configs(&children(&ms)) {
             for (id, t) in cfg["transforms"].as_object().unwrap() {
                 if t["type"] == "remap" {
@@ -367,20 +355,44 @@ fn every_remap_program_compiles() {
     assert!(compiled >= 21);
 }
 
+/// Golden files: the children every example renders (as `render -f` prints them), checked in
+/// under tests/golden/ and reviewed in diffs. `UPDATE_GOLDEN=1 scripts/test.sh --test render`
+/// rewrites them. Rendering in a fresh process must give the same bytes (determinism).
 #[test]
-fn rendering_is_deterministic() {
-    for (_, ms) in examples() {
-        let a = render::to_yaml(&children(&ms));
-        let b = render::to_yaml(&children(&ms));
-        assert_eq!(a, b);
+fn every_example_matches_its_golden_file() {
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut stale = Vec::new();
+    let files = example_files();
+    assert!(!files.is_empty());
+    for (name, path) in files {
+        let mut rendered = String::new();
+        for v in support::files::yaml_documents(&path) {
+            if v["kind"] != "MonitoringServices" {
+                continue;
+            }
+            let ms: MonitoringServices = serde_json::from_value(v).unwrap();
+            let m = model::build(&ms, &model::Dereferenced::assumed(&ms)).unwrap();
+            rendered.push_str(&render::to_yaml(&render::render(&m, None).unwrap()).unwrap());
+        }
+        if rendered.is_empty() {
+            continue; // a Secret, not a MonitoringServices
+        }
+        let golden = repo().join("tests/golden").join(&name);
+        if update {
+            std::fs::create_dir_all(golden.parent().unwrap()).unwrap();
+            std::fs::write(&golden, &rendered).unwrap();
+        } else if std::fs::read_to_string(&golden).ok().as_deref() != Some(rendered.as_str()) {
+            stale.push(golden.display().to_string());
+        }
     }
+    assert!(stale.is_empty(), "golden files differ (review, then UPDATE_GOLDEN=1 to rewrite): {stale:?}");
 }
 
 #[test]
 fn crd_yaml_is_checked_in() {
     let checked_in = std::fs::read_to_string(repo().join("deploy/crd.yaml")).unwrap();
     assert!(
-        checked_in == api::crd_yaml(),
+        checked_in == api::crd_yaml().unwrap(),
         "deploy/crd.yaml is stale: regenerate with `cargo run -q -- crd > deploy/crd.yaml`"
     );
 }
@@ -407,7 +419,7 @@ fn encode_refs(v: &mut Value) {
 /// real-time sinks can never stall the archive.
 #[test]
 fn greptimedb_dual_write_is_isolated() {
-    let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
+    let (_, ms) = seed_examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
     let configs = vector_configs(&children(&ms));
     let get = |n: &str| configs.iter().find(|(name, _)| name == n).unwrap().1.clone();
     let logs = get("monitoring-vector-logs-config + two targets");
@@ -434,7 +446,7 @@ fn greptimedb_dual_write_is_isolated() {
         }
     }
     // Without greptimeRef there are no real-time sinks.
-    let (_, basic) = examples().into_iter().find(|(f, _)| f == "seed-4.1-0.yaml").unwrap();
+    let (_, basic) = seed_examples().into_iter().find(|(f, _)| f == "seed-4.1-0.yaml").unwrap();
     for (_, cfg) in vector_configs(&children(&basic)) {
         assert!(!cfg["sinks"].as_object().unwrap().keys().any(|k| k.starts_with("greptimedb")));
     }
@@ -443,7 +455,7 @@ fn greptimedb_dual_write_is_isolated() {
 /// The metrics pod: discovery init container and sidecar, Vector reloading the targets file.
 #[test]
 fn metrics_pods_run_discovery() {
-    let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.5-0.yaml").unwrap();
+    let (_, ms) = seed_examples().into_iter().find(|(f, _)| f == "seed-4.5-0.yaml").unwrap();
     let ds = children(&ms).into_iter().find(|c| c.name() == "monitoring-vector-metrics").unwrap();
     let spec = &ds.object.data["spec"]["template"]["spec"];
     let vector_args = spec["containers"][0]["args"].as_array().unwrap();
@@ -459,7 +471,7 @@ fn metrics_pods_run_discovery() {
     assert_eq!(settings.include_namespaces, vec!["workspace-dev", "workspace-staging", "workspace-prod"]);
     assert_eq!(settings.namespace_scope, None);
     // Namespace scope (4.4) discovers only in its own namespace.
-    let (_, ns_scoped) = examples().into_iter().find(|(f, _)| f == "seed-4.4-0.yaml").unwrap();
+    let (_, ns_scoped) = seed_examples().into_iter().find(|(f, _)| f == "seed-4.4-0.yaml").unwrap();
     let cm = children(&ns_scoped).into_iter().find(|c| c.name() == "monitoring-vector-metrics-config").unwrap();
     let settings: Settings = serde_json::from_str(cm.object.data["data"]["discovery.json"].as_str().unwrap()).unwrap();
     assert_eq!(settings.namespace_scope.as_deref(), Some("workspace-prod"));
@@ -468,7 +480,7 @@ fn metrics_pods_run_discovery() {
 /// spec.traces: an OTLP endpoint (Deployment + Service) forwarding to Tempo, and to GreptimeDB.
 #[test]
 fn trace_endpoint_forwards_to_tempo_and_greptimedb() {
-    let (_, mut ms) = examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
+    let (_, mut ms) = seed_examples().into_iter().find(|(f, _)| f == "seed-4.3-0.yaml").unwrap();
     ms.spec.traces =
         serde_json::from_value(serde_json::json!({"tempoEndpoint": "http://tempo.monitoring.svc:4318"})).unwrap();
     let kids = children(&ms);
@@ -500,7 +512,7 @@ fn trace_endpoint_forwards_to_tempo_and_greptimedb() {
 /// S3-compatible stores (4.2): the endpoint and the region (Vector signs with it) both go to Vector.
 #[test]
 fn custom_endpoint_keeps_the_region() {
-    let (_, ms) = examples().into_iter().find(|(f, _)| f == "seed-4.2-0.yaml").unwrap();
+    let (_, ms) = seed_examples().into_iter().find(|(f, _)| f == "seed-4.2-0.yaml").unwrap();
     for (name, cfg) in vector_configs(&children(&ms)) {
         let s3 = &cfg["sinks"]["s3_archive"];
         assert_eq!(s3["endpoint"], "https://us-east-1.linodeobjects.com", "{name}");

@@ -3,6 +3,7 @@
 //! forgets deleted ones (and passes `promtool check metrics`); with `ENABLE_TRACING=1` it sends
 //! a reconcile trace with one child span per API call to an OTLP/gRPC receiver built from the
 //! official OpenTelemetry protobuf definitions (opentelemetry-proto).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches fail loudly by design
 
 mod support;
 

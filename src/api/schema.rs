@@ -29,8 +29,19 @@ pub fn optional_dns_subdomain(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "maxLength": 253, "pattern": DNS_SUBDOMAIN})
 }
 
+/// The pattern only pre-filters (it is the apiserver's own first check, which lets `1.2.3`
+/// through); CEL's quantity library checks the real grammar, so a bad value is refused on
+/// create instead of inside the DaemonSet later.
 pub fn optional_quantity(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({"type": "string", "pattern": QUANTITY})
+    json_schema!({
+        "type": "string",
+        "maxLength": 64,
+        "pattern": QUANTITY,
+        "x-kubernetes-validations": [{
+            "rule": "isQuantity(self) && !quantity(self).isLessThan(quantity('0'))",
+            "message": "must be a non-negative Kubernetes quantity, e.g. 500m, 2, 256Mi, 1Gi"
+        }]
+    })
 }
 
 pub fn qualified_name(_: &mut SchemaGenerator) -> Schema {

@@ -120,3 +120,25 @@ pub mod condition {
     /// The trace endpoint has all its replicas ready.
     pub const TRACES_READY: &str = "TracesReady";
 }
+
+/// Condition reasons (besides the phase names, which are the Ready condition's reasons).
+pub mod reason {
+    /// SpecValid=False: the operator's validation refused a field (the message names it).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Ready=False: the apiserver refused a rendered child (the message names child and field).
+    pub const APPLY_REJECTED: &str = "ApplyRejected";
+    /// SpecValid=True.
+    pub const VALID: &str = "Valid";
+    /// LogsReady/MetricsReady/TracesReady=True.
+    pub const ALL_NODES_READY: &str = "AllNodesReady";
+    /// LogsReady/MetricsReady/TracesReady=False.
+    pub const NOT_ALL_NODES_READY: &str = "NotAllNodesReady";
+    /// GreptimeDBReady=False: the referenced GreptimeDBCluster (or its CRD) does not exist.
+    pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
+    /// GreptimeDBReady=False: the cluster exists but reports a phase other than Running/Updating.
+    pub const CLUSTER_NOT_READY: &str = "ClusterNotReady";
+    /// GreptimeDBReady=False: the log pipeline could not be created or confirmed.
+    pub const PIPELINE_NOT_READY: &str = "PipelineNotReady";
+    /// GreptimeDBReady=True.
+    pub const READY: &str = "Ready";
+}

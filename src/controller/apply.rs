@@ -1,40 +1,71 @@
-//! Bring the cluster to the rendered children: server-side apply what is missing or
-//! different, delete what is no longer rendered. A child is "unchanged" when it carries the
-//! hash of what we would apply and no other field manager has written it since our last
-//! apply; unchanged children cost one list per kind and no write.
+//! The apply step: bring the cluster to the rendered [`Children`]. Server-side apply what is
+//! missing or different, delete what is no longer rendered (orphans), and return the children
+//! as they are now, typed. A child is "unchanged" when it carries the hash of what we would
+//! apply and no other field manager has written one of our fields since; unchanged children
+//! cost one list per kind and no write. Every changed child is first applied as a dry run, so
+//! a child the apiserver refuses leaves everything that was running untouched.
+//! Touches: the Kubernetes API (list, patch, delete of the child kinds).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Debug;
 
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
-use kube::{Client, ResourceExt};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use super::traced::traced;
+use crate::error::Error;
 use crate::render::meta::{self, MANAGER};
-use crate::render::{Child, Kind};
+use crate::render::{Children, Kind};
 
 /// Annotation holding the hash of the last applied desired state of a child.
 pub const ANNOTATION_APPLIED_HASH: &str = "e6data.io/applied-hash";
 
-fn api(client: &Client, kind: Kind, namespace: &str) -> Api<DynamicObject> {
-    let ar = kind.api_resource();
-    if kind.namespaced() {
-        Api::namespaced_with(client.clone(), namespace, &ar)
-    } else {
-        Api::all_with(client.clone(), &ar)
-    }
+/// What a sync did, and the children as they are after it.
+#[derive(Debug, Default)]
+pub struct Synced {
+    pub live: Children,
+    pub applied: usize,
+    pub deleted: usize,
 }
 
-fn selector(kind: Kind, namespace: &str, cr: &str) -> String {
-    if kind.namespaced() { meta::children_selector(cr) } else { meta::cluster_children_selector(namespace, cr) }
+/// An apply the apiserver refused; nothing of the change was persisted.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} {name}: {source}")]
+pub struct Rejected {
+    pub kind: &'static str,
+    pub name: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The apiserver will not take a rendered child: a problem of the spec (or of the
+    /// operator's RBAC), reported in status; retrying unchanged would fail the same way.
+    #[error("rejected by the apiserver: {0}")]
+    Rejected(#[from] Rejected),
+    /// Anything transient, retried with backoff.
+    #[error(transparent)]
+    Failed(#[from] Error),
+}
+
+/// A child kind the applier handles.
+trait ChildKind: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static {}
+impl<K> ChildKind for K where
+    K: Resource<DynamicType = ()> + Clone + Debug + Serialize + DeserializeOwned + Send + Sync + 'static
+{
 }
 
 /// Hash of the desired object, stamped on it as [`ANNOTATION_APPLIED_HASH`].
-pub fn stamp_hash(child: &mut Child) -> String {
-    let json = serde_json::to_vec(&child.object).expect("object serialises");
+fn stamp_hash<K: ChildKind>(obj: &mut K) -> Result<String, Error> {
+    let json = serde_json::to_vec(obj).map_err(|e| Error::Render(e.to_string()))?;
     let hash = hex::encode(&Sha256::digest(&json)[..16]);
-    child.object.annotations_mut().insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
-    hash
+    obj.annotations_mut().insert(ANNOTATION_APPLIED_HASH.into(), hash.clone());
+    Ok(hash)
 }
 
 /// Leaf paths of a managedFields `fieldsV1` trie (`f:spec/f:template/...`).
@@ -58,12 +89,9 @@ fn leaves(v: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
 /// True when another manager owns (so has written) a field we apply, outside status. A forced
 /// re-apply takes those fields back, after which this is false again: no re-apply loop, and
 /// fields others add next to ours (an IRSA annotation, `kubectl rollout restart`) are left alone.
-fn drifted(live: &DynamicObject) -> bool {
-    let fields = live.metadata.managed_fields.as_deref().unwrap_or_default();
-    let main = |f: &&k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
-        f.subresource.as_deref().unwrap_or("").is_empty()
-    };
-    let set = |f: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry| {
+fn drifted(fields: &[ManagedFieldsEntry]) -> bool {
+    let main = |f: &&ManagedFieldsEntry| f.subresource.as_deref().unwrap_or("").is_empty();
+    let set = |f: &ManagedFieldsEntry| {
         let mut out = BTreeSet::new();
         if let Some(v) = &f.fields_v1 {
             leaves(&v.0, "", &mut out);
@@ -77,116 +105,178 @@ fn drifted(live: &DynamicObject) -> bool {
 }
 
 /// Errors that mean "the apiserver will not take this object": anything else (timeouts,
-/// 5xx, throttling) is transient and retried with backoff instead of failing the resource.
-fn rejected(kind: Kind, name: &str, e: kube::Error) -> SyncError {
+/// 5xx, throttling, conflicts) is transient and retried with backoff.
+fn classify(kind: Kind, name: &str, e: kube::Error) -> SyncError {
     match &e {
         kube::Error::Api(s) if matches!(s.code, 400 | 403 | 404 | 422) => {
             SyncError::Rejected(Rejected { kind: kind.name(), name: name.into(), source: e })
         }
-        _ => SyncError::Kube(e),
+        _ => SyncError::Failed(Error::Apply { kind: kind.name(), name: name.into(), source: e }),
     }
 }
 
-/// Outcome of a sync.
-#[derive(Debug, Default)]
-pub struct Synced {
-    /// Live objects after the sync, by kind and name (applied ones as returned by the apply).
-    pub live: BTreeMap<(Kind, String), DynamicObject>,
-    pub applied: usize,
-    pub deleted: usize,
+/// One kind's part of a sync: the desired objects (hash-stamped), the live ones, and which
+/// desired ones must be applied.
+struct Plan<K: ChildKind> {
+    api: Api<K>,
+    kind: Kind,
+    desired: Vec<K>,
+    live: BTreeMap<String, K>,
+    changed: Vec<bool>,
 }
 
-/// An apply the apiserver refused; nothing of the change was persisted.
-#[derive(Debug, thiserror::Error)]
-#[error("{kind} {name}: {source}")]
-pub struct Rejected {
-    pub kind: &'static str,
-    pub name: String,
-    #[source]
-    pub source: kube::Error,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("rejected by the apiserver: {0}")]
-    Rejected(#[from] Rejected),
-    #[error(transparent)]
-    Kube(#[from] kube::Error),
-}
-
-/// Apply `children` (hash-stamped here) for CR `cr` in `namespace`, then delete stale ones.
-/// Every changed child is first applied as a server-side dry run, so a child the apiserver
-/// would reject leaves everything that was running untouched.
-pub async fn sync(client: &Client, namespace: &str, cr: &str, mut children: Vec<Child>) -> Result<Synced, SyncError> {
-    let mut live: BTreeMap<(Kind, String), DynamicObject> = BTreeMap::new();
-    for kind in Kind::ALL {
-        let lp = ListParams::default().labels(&selector(kind, namespace, cr));
-        let a = api(client, kind, namespace);
-        let listed = traced("list", kind.name(), namespace, "", a.list(&lp)).await?;
-        for obj in listed {
-            live.insert((kind, obj.name_any()), obj);
-        }
-    }
-
-    let mut changed = Vec::new();
-    for child in children.iter_mut() {
-        let hash = stamp_hash(child);
-        let key = (child.kind, child.name().to_string());
-        let current = live.get(&key);
-        let same = current.is_some_and(|l| l.annotations().get(ANNOTATION_APPLIED_HASH) == Some(&hash) && !drifted(l));
-        if !same {
-            changed.push(child.clone());
-        }
-    }
-
-    let pp = PatchParams::apply(MANAGER).force();
-    if !changed.is_empty() {
-        let dry = PatchParams { dry_run: true, ..pp.clone() };
-        for child in &changed {
-            let (a, patch) = (api(client, child.kind, namespace), Patch::Apply(&child.object));
-            traced("dry-run apply", child.kind.name(), namespace, child.name(), a.patch(child.name(), &dry, &patch))
-                .await
-                .map_err(|e| rejected(child.kind, child.name(), e))?;
-        }
-    }
-    let mut out = Synced::default();
-    for child in &changed {
-        let (a, patch) = (api(client, child.kind, namespace), Patch::Apply(&child.object));
-        let obj = traced("apply", child.kind.name(), namespace, child.name(), a.patch(child.name(), &pp, &patch))
+impl<K: ChildKind> Plan<K> {
+    async fn new(api: Api<K>, kind: Kind, selector: &str, desired: Vec<K>) -> Result<Plan<K>, SyncError> {
+        let lp = ListParams::default().labels(selector);
+        let listed = traced("list", kind.name(), api_namespace(&api), "", api.list(&lp))
             .await
-            .map_err(|e| rejected(child.kind, child.name(), e))?;
-        out.applied += 1;
-        live.insert((child.kind, child.name().to_string()), obj);
+            .map_err(|source| Error::ListChildren { kind: kind.name(), source })?;
+        let live: BTreeMap<String, K> = listed.items.into_iter().map(|o| (o.name_any(), o)).collect();
+        let mut desired = desired;
+        let mut changed = Vec::with_capacity(desired.len());
+        for obj in desired.iter_mut() {
+            let hash = stamp_hash(obj)?;
+            let same = live.get(&obj.name_any()).is_some_and(|l| {
+                l.annotations().get(ANNOTATION_APPLIED_HASH) == Some(&hash) && !drifted(l.managed_fields())
+            });
+            changed.push(!same);
+        }
+        Ok(Plan { api, kind, desired, live, changed })
     }
 
-    let wanted: BTreeSet<(Kind, String)> = children.iter().map(|c| (c.kind, c.name().to_string())).collect();
-    let stale: Vec<(Kind, String)> = live.keys().filter(|k| !wanted.contains(*k)).cloned().collect();
-    for (kind, name) in stale {
-        let dp = DeleteParams::background();
-        let a = api(client, kind, namespace);
-        match traced("delete", kind.name(), namespace, &name, a.delete(&name, &dp)).await {
-            Ok(_) => out.deleted += 1,
-            Err(kube::Error::Api(e)) if e.code == 404 => {}
-            Err(e) => return Err(e.into()),
-        }
-        live.remove(&(kind, name));
+    fn changed(&self) -> impl Iterator<Item = &K> {
+        self.desired.iter().zip(&self.changed).filter(|(_, c)| **c).map(|(o, _)| o)
     }
+
+    async fn dry_run(&self) -> Result<(), SyncError> {
+        let pp = PatchParams { dry_run: true, ..PatchParams::apply(MANAGER).force() };
+        for obj in self.changed() {
+            let name = obj.name_any();
+            let ns = api_namespace(&self.api);
+            traced("dry-run apply", self.kind.name(), ns, &name, self.api.patch(&name, &pp, &Patch::Apply(obj)))
+                .await
+                .map_err(|e| classify(self.kind, &name, e))?;
+        }
+        Ok(())
+    }
+
+    /// Apply the changed objects, delete the stale ones; the objects as they are now.
+    async fn apply(self, stats: &mut Synced) -> Result<Vec<K>, SyncError> {
+        let pp = PatchParams::apply(MANAGER).force();
+        let ns = api_namespace(&self.api).to_string();
+        let Plan { api, kind, desired, mut live, changed } = self;
+        let mut out = Vec::with_capacity(desired.len());
+        for (obj, changed) in desired.into_iter().zip(changed) {
+            let name = obj.name_any();
+            let current = live.remove(&name);
+            match (changed, current) {
+                (false, Some(current)) => out.push(current),
+                _ => {
+                    let applied = traced("apply", kind.name(), &ns, &name, api.patch(&name, &pp, &Patch::Apply(&obj)))
+                        .await
+                        .map_err(|e| classify(kind, &name, e))?;
+                    stats.applied += 1;
+                    out.push(applied);
+                }
+            }
+        }
+        // What is left was not rendered: an orphan of an earlier spec.
+        for name in live.into_keys() {
+            match traced("delete", kind.name(), &ns, &name, api.delete(&name, &DeleteParams::background())).await {
+                Ok(_) => stats.deleted += 1,
+                Err(kube::Error::Api(e)) if e.code == 404 => {}
+                Err(source) => return Err(Error::Delete { kind: kind.name(), name, source }.into()),
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn namespaced<K>(client: &Client, namespace: &str) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    Api::namespaced(client.clone(), namespace)
+}
+
+fn api_namespace<K: ChildKind>(api: &Api<K>) -> &str {
+    api.namespace().unwrap_or_default()
+}
+
+/// Apply `children` of CR `cr` in `namespace` and delete its stale children.
+pub async fn sync(client: &Client, namespace: &str, cr: &str, children: Children) -> Result<Synced, SyncError> {
+    let Children {
+        service_accounts,
+        roles,
+        role_bindings,
+        cluster_roles,
+        cluster_role_bindings,
+        config_maps,
+        daemon_sets,
+        deployments,
+        services,
+    } = children;
+    let ns_sel = meta::children_selector(cr);
+    let cluster_sel = meta::cluster_children_selector(namespace, cr);
+    // Plans for every kind first (lists only), then every dry run, then the writes: a refusal
+    // of any child leaves every kind untouched.
+    let sa = Plan::new(namespaced(client, namespace), Kind::ServiceAccount, &ns_sel, service_accounts).await?;
+    let role = Plan::new(namespaced(client, namespace), Kind::Role, &ns_sel, roles).await?;
+    let rb = Plan::new(namespaced(client, namespace), Kind::RoleBinding, &ns_sel, role_bindings).await?;
+    let cr_ = Plan::new(Api::all(client.clone()), Kind::ClusterRole, &cluster_sel, cluster_roles).await?;
+    let crb =
+        Plan::new(Api::all(client.clone()), Kind::ClusterRoleBinding, &cluster_sel, cluster_role_bindings).await?;
+    let cm = Plan::new(namespaced(client, namespace), Kind::ConfigMap, &ns_sel, config_maps).await?;
+    let ds = Plan::new(namespaced(client, namespace), Kind::DaemonSet, &ns_sel, daemon_sets).await?;
+    let deploy = Plan::new(namespaced(client, namespace), Kind::Deployment, &ns_sel, deployments).await?;
+    let svc = Plan::new(namespaced(client, namespace), Kind::Service, &ns_sel, services).await?;
+
+    sa.dry_run().await?;
+    role.dry_run().await?;
+    rb.dry_run().await?;
+    cr_.dry_run().await?;
+    crb.dry_run().await?;
+    cm.dry_run().await?;
+    ds.dry_run().await?;
+    deploy.dry_run().await?;
+    svc.dry_run().await?;
+
+    let mut out = Synced::default();
+    // Identity and RBAC before the config, the config before the workloads that mount it.
+    let live = Children {
+        service_accounts: sa.apply(&mut out).await?,
+        roles: role.apply(&mut out).await?,
+        role_bindings: rb.apply(&mut out).await?,
+        cluster_roles: cr_.apply(&mut out).await?,
+        cluster_role_bindings: crb.apply(&mut out).await?,
+        config_maps: cm.apply(&mut out).await?,
+        daemon_sets: ds.apply(&mut out).await?,
+        deployments: deploy.apply(&mut out).await?,
+        services: svc.apply(&mut out).await?,
+    };
     out.live = live;
     Ok(out)
 }
 
 /// Delete the cluster-scoped children of a CR (namespaced ones go with it through owner
 /// references). Used by the finalizer.
-pub async fn delete_cluster_children(client: &Client, namespace: &str, cr: &str) -> kube::Result<()> {
-    for kind in Kind::ALL.into_iter().filter(|k| !k.namespaced()) {
-        let a = api(client, kind, namespace);
-        let lp = ListParams::default().labels(&selector(kind, namespace, cr));
-        for obj in a.list_metadata(&lp).await? {
-            match a.delete(&obj.name_any(), &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(kube::Error::Api(e)) if e.code == 404 => {}
-                Err(e) => return Err(e),
-            }
+pub async fn delete_cluster_children(client: &Client, namespace: &str, cr: &str) -> Result<(), Error> {
+    use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+    let sel = meta::cluster_children_selector(namespace, cr);
+    delete_all(Api::<ClusterRoleBinding>::all(client.clone()), Kind::ClusterRoleBinding, &sel).await?;
+    delete_all(Api::<ClusterRole>::all(client.clone()), Kind::ClusterRole, &sel).await
+}
+
+async fn delete_all<K: ChildKind>(api: Api<K>, kind: Kind, selector: &str) -> Result<(), Error> {
+    let listed = traced("list", kind.name(), "", "", api.list_metadata(&ListParams::default().labels(selector)))
+        .await
+        .map_err(|source| Error::ListChildren { kind: kind.name(), source })?;
+    for obj in listed {
+        let name = obj.name_any();
+        match traced("delete", kind.name(), "", &name, api.delete(&name, &DeleteParams::background())).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => return Err(Error::Delete { kind: kind.name(), name, source }),
         }
     }
     Ok(())
@@ -197,10 +287,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn obj(entries: serde_json::Value) -> DynamicObject {
-        serde_json::from_value(json!({"apiVersion": "v1", "kind": "ServiceAccount",
-            "metadata": {"name": "x", "managedFields": entries}}))
-        .unwrap()
+    fn fields(entries: serde_json::Value) -> Vec<ManagedFieldsEntry> {
+        serde_json::from_value(entries).unwrap()
     }
 
     fn entry(manager: &str, fields: serde_json::Value) -> serde_json::Value {
@@ -211,18 +299,18 @@ mod tests {
     fn drift_is_a_foreign_owner_of_our_fields() {
         let ours = json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:automountServiceAccountToken": {}});
         // Someone added an annotation next to our fields: not drift.
-        let annotated = obj(json!([
+        let annotated = fields(json!([
             entry(MANAGER, ours.clone()),
             entry("kubectl-annotate", json!({"f:metadata": {"f:annotations": {"f:eks.amazonaws.com/role-arn": {}}}}))
         ]));
         assert!(!drifted(&annotated));
         // Someone changed a field we own: drift.
-        let edited = obj(json!([
+        let edited = fields(json!([
             entry(MANAGER, ours.clone()),
             entry("kubectl-edit", json!({"f:automountServiceAccountToken": {}}))
         ]));
         assert!(drifted(&edited));
         // Never applied by us.
-        assert!(drifted(&obj(json!([entry("someone", ours)]))));
+        assert!(drifted(&fields(json!([entry("someone", ours)]))));
     }
 }

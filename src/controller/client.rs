@@ -24,19 +24,19 @@ pub struct RequestCounter(Arc<Mutex<Counts>>);
 impl RequestCounter {
     fn record(&self, method: &http::Method, uri: &http::Uri) {
         let (verb, resource) = classify(method, uri);
-        let mut c = self.0.lock().expect("counter lock");
+        let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
         *c.by_method.entry(method.as_str().to_string()).or_default() += 1;
         *c.by_verb.entry((verb.to_string(), resource)).or_default() += 1;
     }
 
     /// Requests by HTTP method so far.
     pub fn snapshot(&self) -> BTreeMap<String, u64> {
-        self.0.lock().expect("counter lock").by_method.clone()
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).by_method.clone()
     }
 
     /// Requests by Kubernetes verb and resource so far.
     pub fn by_verb(&self) -> BTreeMap<(String, String), u64> {
-        self.0.lock().expect("counter lock").by_verb.clone()
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).by_verb.clone()
     }
 
     /// Requests that can change state (anything but GET/HEAD/OPTIONS).

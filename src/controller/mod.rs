@@ -1,141 +1,36 @@
-//! The controller: the only module that talks to the cluster. Reconcile = fetch (the
-//! watched CR) → [`crate::model::build`] → [`crate::render::render`] → [`apply::sync`] →
-//! status (written only when it changed) → Events on phase changes.
+//! The controller: the only module that talks to the cluster, and the top of the crate
+//! (nothing imports it). [`reconcile`] runs the pipeline for one resource; this module wires
+//! the watches (the resource, every child kind, GreptimeDBClusters) and the metrics endpoint.
 
 pub mod apply;
 pub mod client;
 pub mod cloud;
-pub mod greptime;
-pub mod status;
+mod context;
+mod dereference;
+mod reconcile;
 pub mod traced;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::{Api, Patch, PatchParams};
-use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::api::Api;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use tokio::sync::Mutex;
-use tracing::{Instrument, info, warn};
+use tracing::{info, warn};
 
-use crate::api::{Cloud, MonitoringServices, MonitoringServicesStatus, Phase};
-use crate::model;
-use crate::render::meta::{self, Component, MANAGER};
-use crate::render::{self, Kind};
-use crate::telemetry::metrics::Metrics;
+pub use context::{Context, RETRY_MAX, RETRY_MIN, Settings};
+pub use reconcile::{FINALIZER, error_policy, reconcile};
+
+use crate::api::MonitoringServices;
+use crate::render::meta::{self, MANAGER};
 use crate::telemetry::server;
 use crate::telemetry::status_metrics::{StatusCollector, WatchedKind};
-use kube::runtime::WatchStreamExt;
-
-/// Finalizer that removes the cluster-scoped children (they cannot be owned by a namespaced CR).
-pub const FINALIZER: &str = "e6data.io/cluster-resources";
-
-/// Shared state of the controller.
-pub struct Context {
-    pub client: Client,
-    pub settings: Settings,
-    recorder: Recorder,
-    /// Cloud detected from Nodes; detected once per process (a cluster does not change cloud).
-    cloud: Mutex<Option<Cloud>>,
-    /// GreptimeDB pipelines confirmed to exist, by endpoint and name, with when.
-    pipelines: Mutex<std::collections::HashMap<String, std::time::Instant>>,
-    pub metrics: Metrics,
-}
-
-/// Operator-level settings (flags of `run`), not tenant-controlled.
-#[derive(Clone, Debug)]
-pub struct Settings {
-    /// Only this namespace is watched (None: all).
-    pub namespace: Option<String>,
-    /// Image of the per-node discovery sidecar (this operator's image).
-    pub discovery_image: String,
-    /// Reach GreptimeDB's HTTP API here instead of `http://<frontend Service>` (for an
-    /// operator running outside the cluster).
-    pub greptime_url: Option<String>,
-    /// Serve /metrics, /healthz and /readyz here (None: no endpoint).
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Other custom resource kinds (`group/version/Kind`) whose status is exported as metrics.
-    pub status_kinds: Vec<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            namespace: None,
-            discovery_image: model::DEFAULT_DISCOVERY_IMAGE.into(),
-            greptime_url: None,
-            metrics_addr: None,
-            status_kinds: Vec::new(),
-        }
-    }
-}
-
-impl Context {
-    pub fn new(client: Client) -> Arc<Context> {
-        Context::with_settings(client, Settings::default())
-    }
-
-    pub fn with_settings(client: Client, settings: Settings) -> Arc<Context> {
-        let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
-        Arc::new(Context {
-            recorder: Recorder::new(client.clone(), reporter),
-            client,
-            settings,
-            cloud: Mutex::new(None),
-            pipelines: Mutex::new(Default::default()),
-            metrics: Metrics::default(),
-        })
-    }
-
-    async fn cloud(&self, spec: Option<Cloud>) -> Option<Cloud> {
-        if spec.is_some() {
-            return spec;
-        }
-        let mut cached = self.cloud.lock().await;
-        if cached.is_none() {
-            match traced::traced("detect cloud", "Node", "", "", cloud::detect(&Api::<Node>::all(self.client.clone())))
-                .await
-            {
-                Ok(found) => *cached = found,
-                Err(e) => warn!(error = %e, "cloud detection failed"),
-            }
-        }
-        *cached
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("kubernetes API: {0}")]
-    Kube(#[from] kube::Error),
-    #[error("finalizer: {0}")]
-    Finalizer(Box<kube::runtime::finalizer::Error<Error>>),
-}
-
-impl Error {
-    /// A short, bounded label for metrics: the apiserver's reason (`Conflict`, `Forbidden`,
-    /// ...) or the failing layer.
-    pub fn reason(&self) -> String {
-        use kube::runtime::finalizer::Error as F;
-        match self {
-            Error::Kube(kube::Error::Api(e)) => e.reason.clone(),
-            Error::Kube(_) => "Transport".into(),
-            Error::Finalizer(f) => match &**f {
-                F::ApplyFailed(e) | F::CleanupFailed(e) => e.reason(),
-                F::AddFinalizer(_) | F::RemoveFinalizer(_) => "Finalizer".into(),
-                _ => "Finalizer".into(),
-            },
-        }
-    }
-}
 
 /// A controller ready to run: watches set up, metrics endpoint bound.
 pub struct Operator {
@@ -259,11 +154,8 @@ pub async fn build(
         .watches(Api::<ClusterRoleBinding>::all(client.clone()), children, move |o: ClusterRoleBinding| to_owner(&o))
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                warn!(error = %e, "reconcile failed");
-            }
-        });
+        // Failures are logged once, by the error policy.
+        .for_each(|_| futures::future::ready(()));
     Ok(Operator { metrics_addr: endpoint_addr, run: Box::pin(run) })
 }
 
@@ -300,155 +192,4 @@ impl<K: Resource> ResourceExtLabels for K {
     fn labels_ref(&self) -> &std::collections::BTreeMap<String, String> {
         self.labels()
     }
-}
-
-fn error_policy(_ms: Arc<MonitoringServices>, err: &Error, _ctx: Arc<Context>) -> Action {
-    warn!(error = %err, "reconcile error, retrying");
-    Action::requeue(Duration::from_secs(10))
-}
-
-/// One reconcile of one CR.
-pub async fn reconcile(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let ns = ms.namespace().unwrap_or_default();
-    let span = tracing::info_span!(
-        "reconcile",
-        otel.name = "reconcile MonitoringServices",
-        k8s.kind = "MonitoringServices",
-        k8s.namespace = %ns,
-        k8s.name = %ms.name_any(),
-        k8s.generation = ms.metadata.generation.unwrap_or_default(),
-        trace_id = tracing::field::Empty,
-        result = tracing::field::Empty,
-    );
-    {
-        use opentelemetry::trace::TraceContextExt as _;
-        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-        let id = span.context().span().span_context().trace_id();
-        if id != opentelemetry::trace::TraceId::INVALID {
-            span.record("trace_id", tracing::field::display(id));
-        }
-    }
-    let start = std::time::Instant::now();
-    let out = reconcile_inner(ms, ctx.clone(), ns).instrument(span.clone()).await;
-    ctx.metrics.observe(start.elapsed(), out.as_ref().map(|_| ()));
-    span.record("result", if out.is_ok() { "ok" } else { "error" });
-    out
-}
-
-async fn reconcile_inner(ms: Arc<MonitoringServices>, ctx: Arc<Context>, ns: String) -> Result<Action, Error> {
-    let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ns);
-    finalizer(&api, FINALIZER, ms, |event| async {
-        match event {
-            Finalizer::Apply(ms) => apply(ms, ctx.clone()).await,
-            Finalizer::Cleanup(ms) => {
-                apply::delete_cluster_children(&ctx.client, &ns, &ms.name_any()).await?;
-                Ok(Action::await_change())
-            }
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)))
-}
-
-async fn apply(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let name = ms.name_any();
-    let ns = ms.namespace().unwrap_or_default();
-    let generation = ms.metadata.generation;
-    let old = ms.status.as_ref();
-
-    let mut model = match model::build(&ms) {
-        Ok(m) => m,
-        Err(e) => {
-            let st = status::failed(old, generation, "InvalidSpec", &e.to_string(), false);
-            write_status(&ctx, &ms, st).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    // A failed detection (apiserver hiccup) keeps the last known cloud instead of flapping status.
-    let cloud = ctx.cloud(model.cloud).await.or_else(|| {
-        old.and_then(|s| s.cloud.as_deref()).and_then(|c| match c {
-            "AWS" => Some(Cloud::Aws),
-            "GCP" => Some(Cloud::Gcp),
-            "AZURE" => Some(Cloud::Azure),
-            _ => None,
-        })
-    });
-    model.discovery_image = ctx.settings.discovery_image.clone();
-    let integration = greptime::resolve(&ctx, &model, old.and_then(|s| s.greptimedb_status.as_ref())).await;
-    model.greptime_target = integration.as_ref().and_then(|i| i.target.clone());
-    let owner = ms.controller_owner_ref(&()).expect("CR has name and uid");
-    let children = render::render(&model, Some(&owner));
-    let synced = match apply::sync(&ctx.client, &ns, &name, children).await {
-        Ok(s) => s,
-        Err(apply::SyncError::Rejected(r)) => {
-            let st = status::failed(old, generation, "ApplyRejected", &r.to_string(), true);
-            write_status(&ctx, &ms, st).await?;
-            return Ok(Action::requeue(Duration::from_secs(60)));
-        }
-        Err(apply::SyncError::Kube(e)) => return Err(e.into()),
-    };
-    if synced.applied + synced.deleted > 0 {
-        info!(%ns, %name, applied = synced.applied, deleted = synced.deleted, "children synced");
-    }
-
-    let ds = |c: Component| -> Option<DaemonSet> {
-        let obj = synced.live.get(&(Kind::DaemonSet, c.workload_name(&name)))?;
-        serde_json::to_value(obj).ok().and_then(|v| serde_json::from_value(v).ok())
-    };
-    let logs = model.logs.as_ref().map(|_| status::component(Component::Logs, ds(Component::Logs).as_ref()));
-    let metrics =
-        model.metrics.as_ref().map(|_| status::component(Component::Metrics, ds(Component::Metrics).as_ref()));
-    let traces = model.traces.as_ref().map(|_| {
-        let d = synced.live.get(&(Kind::Deployment, Component::Traces.workload_name(&name)));
-        status::deployment(
-            d.and_then(|o| serde_json::to_value(o).ok()).and_then(|v| serde_json::from_value(v).ok()).as_ref(),
-        )
-    });
-    let greptime_down = integration.as_ref().is_some_and(|i| !i.ready);
-    let observed = status::Observed { logs, metrics, traces, greptime: integration.as_ref(), cloud, generation };
-    let st = status::compose(old, observed);
-    write_status(&ctx, &ms, st).await?;
-    if greptime_down {
-        // GreptimeDB is outside what we watch when its CRD was absent at start-up, and its
-        // HTTP API is never watched: look again soon.
-        return Ok(Action::requeue(Duration::from_secs(30)));
-    }
-    // Watches on every child drive reconciles; the periodic requeue only repairs drift that
-    // produced no watch event.
-    Ok(Action::requeue(Duration::from_secs(600)))
-}
-
-/// Write `st` if it differs from the stored status; publish an Event when the phase changes.
-async fn write_status(ctx: &Context, ms: &MonitoringServices, st: MonitoringServicesStatus) -> Result<(), Error> {
-    let old = ms.status.as_ref();
-    if status::same(old, &st) {
-        return Ok(());
-    }
-    let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ms.namespace().unwrap_or_default());
-    let patch = serde_json::json!({
-        "apiVersion": MonitoringServices::api_version(&()),
-        "kind": MonitoringServices::kind(&()),
-        "status": st,
-    });
-    let (ns, name) = (ms.namespace().unwrap_or_default(), ms.name_any());
-    let (pp, patch) = (PatchParams::apply(MANAGER).force(), Patch::Apply(&patch));
-    traced::traced("patch status", "MonitoringServices", &ns, &name, api.patch_status(&name, &pp, &patch)).await?;
-    let old_phase = old.and_then(|s| s.phase);
-    if old_phase != st.phase {
-        let phase = st.phase.unwrap_or_default();
-        let type_ =
-            if matches!(phase, Phase::Degraded | Phase::Failed) { EventType::Warning } else { EventType::Normal };
-        let ev = Event {
-            type_,
-            reason: phase.as_str().into(),
-            note: st.message.clone().map(|m| m.chars().take(1000).collect()),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        let reference = ms.object_ref(&());
-        if let Err(e) = traced::traced("create", "Event", &ns, &name, ctx.recorder.publish(&ev, &reference)).await {
-            warn!(error = %e, "could not publish event");
-        }
-    }
-    Ok(())
 }

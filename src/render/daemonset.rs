@@ -4,98 +4,21 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource,
-    LocalObjectReference, ObjectFieldSelector, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, Volume,
-    VolumeMount,
+    ConfigMapVolumeSource, Container, ContainerPort, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements, Volume,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use sha2::{Digest, Sha256};
 
 use super::configmap::{CONFIG_KEY, DISCOVERY_KEY};
 use super::meta::{self, Component};
-use crate::api::ResourceSpec;
+use super::pod::{CONFIG_DIR, field_env, health_probe, host_path, mount, pull_secrets, resources};
 use crate::model::{Collector, Model, Scope};
 use crate::vector::{API_PORT, DATA_DIR, METRICS_PORT};
-
-pub(super) const CONFIG_DIR: &str = "/etc/vector";
 
 /// Host directory holding this collector's checkpoints and disk buffers: distinct per CR and
 /// per component, so two collectors on one node never share checkpoint files or buffer locks.
 pub fn host_data_dir(m: &Model, c: Component) -> String {
     format!("/var/lib/vector/monitoringservices/{}/{}/{}", m.namespace, m.name, c.short())
-}
-
-/// Hash of everything in the component's ConfigMap: the pod template carries it, so any
-/// config change rolls the pods.
-pub fn config_hash(data: &BTreeMap<String, String>) -> String {
-    let mut h = Sha256::new();
-    for (k, v) in data {
-        h.update(k.as_bytes());
-        h.update([0]);
-        h.update(v.as_bytes());
-        h.update([0]);
-    }
-    hex::encode(&h.finalize()[..16])
-}
-
-pub(super) fn field_env(name: &str, path: &str) -> EnvVar {
-    EnvVar {
-        name: name.into(),
-        value_from: Some(EnvVarSource {
-            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn host_path(name: &str, path: &str, kind: Option<&str>) -> Volume {
-    Volume {
-        name: name.into(),
-        host_path: Some(HostPathVolumeSource { path: path.into(), type_: kind.map(str::to_string) }),
-        ..Default::default()
-    }
-}
-
-pub(super) fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
-    VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(read_only), ..Default::default() }
-}
-
-/// `cpu`/`memory` as request and limit; unset, the seed's "light" profile as a request only.
-pub(super) fn resources(r: &ResourceSpec) -> ResourceRequirements {
-    let mut set = BTreeMap::new();
-    if let Some(cpu) = &r.cpu {
-        set.insert("cpu".to_string(), Quantity(cpu.clone()));
-    }
-    if let Some(mem) = &r.memory {
-        set.insert("memory".to_string(), Quantity(mem.clone()));
-    }
-    if set.is_empty() {
-        // Seed section 9.1 "light" profile as a request; no limit the user did not ask for.
-        let light = BTreeMap::from([
-            ("cpu".to_string(), Quantity("100m".into())),
-            ("memory".to_string(), Quantity("128Mi".into())),
-        ]);
-        return ResourceRequirements { requests: Some(light), ..Default::default() };
-    }
-    ResourceRequirements { requests: Some(set.clone()), limits: Some(set), ..Default::default() }
-}
-
-/// Readiness from Vector's API (`/health` on the `api` port).
-pub(super) fn health_probe() -> Probe {
-    Probe {
-        http_get: Some(HTTPGetAction {
-            path: Some("/health".into()),
-            port: IntOrString::String("api".into()),
-            ..Default::default()
-        }),
-        initial_delay_seconds: Some(5),
-        period_seconds: Some(10),
-        failure_threshold: Some(3),
-        ..Default::default()
-    }
 }
 
 /// Where the discovery sidecar writes this node's scrape targets (an emptyDir shared with Vector).
@@ -225,9 +148,6 @@ pub fn render(
         ..Default::default()
     };
 
-    let pull_secrets = (!m.pod.image_pull_secrets.is_empty())
-        .then(|| m.pod.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.clone() }).collect());
-
     DaemonSet {
         metadata: meta::namespaced(m, owner, comp.workload_name(&m.name), comp.app_name()),
         spec: Some(DaemonSetSpec {
@@ -246,7 +166,7 @@ pub fn render(
                     tolerations: Some(m.pod.tolerations.clone()),
                     node_selector: (!m.pod.node_selector.is_empty()).then(|| m.pod.node_selector.clone()),
                     affinity: m.pod.affinity.clone(),
-                    image_pull_secrets: pull_secrets,
+                    image_pull_secrets: pull_secrets(m),
                     // Matches Vector's default graceful shutdown limit, so buffers flush.
                     termination_grace_period_seconds: Some(60),
                     ..Default::default()

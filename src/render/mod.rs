@@ -1,23 +1,42 @@
-//! Render the child objects of a `MonitoringServices` from its validated [`Model`]. Pure:
-//! no I/O, deterministic output, one module per child kind. The controller applies exactly
-//! what this returns and deletes the children it no longer returns.
+//! Render the child objects of a `MonitoringServices` from its complete [`Model`]. Pure: no
+//! I/O, deterministic output, one module per child kind. The controller applies exactly what
+//! this returns and deletes the children it no longer returns. Touches: nothing but the model.
 
 mod configmap;
-pub mod daemonset;
+mod daemonset;
 pub mod meta;
-mod otlp;
+mod pod;
 mod rbac;
 mod service_account;
+mod traces;
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DynamicObject};
 use kube::core::GroupVersionKind;
 use serde::Serialize;
 
+pub use daemonset::host_data_dir;
+pub use pod::config_hash;
+
 use crate::model::{Model, Scope};
 use crate::vector;
+
+/// Rendering can only fail if serialisation of our own types fails: a bug, reported as such
+/// instead of panicking inside the reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("serialising {what}: {message}")]
+    Serialise { what: &'static str, message: String },
+}
+
+fn serialise_err(what: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Error {
+    move |e| Error::Serialise { what, message: e.to_string() }
+}
 
 /// The kinds of child the operator manages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,18 +66,14 @@ impl Kind {
     ];
 
     pub fn api_resource(self) -> ApiResource {
-        let (g, v, k) = match self {
-            Kind::ServiceAccount => ("", "v1", "ServiceAccount"),
-            Kind::ConfigMap => ("", "v1", "ConfigMap"),
-            Kind::DaemonSet => ("apps", "v1", "DaemonSet"),
-            Kind::Deployment => ("apps", "v1", "Deployment"),
-            Kind::Service => ("", "v1", "Service"),
-            Kind::Role => ("rbac.authorization.k8s.io", "v1", "Role"),
-            Kind::RoleBinding => ("rbac.authorization.k8s.io", "v1", "RoleBinding"),
-            Kind::ClusterRole => ("rbac.authorization.k8s.io", "v1", "ClusterRole"),
-            Kind::ClusterRoleBinding => ("rbac.authorization.k8s.io", "v1", "ClusterRoleBinding"),
+        let (g, v) = match self {
+            Kind::ServiceAccount | Kind::ConfigMap | Kind::Service => ("", "v1"),
+            Kind::DaemonSet | Kind::Deployment => ("apps", "v1"),
+            Kind::Role | Kind::RoleBinding | Kind::ClusterRole | Kind::ClusterRoleBinding => {
+                ("rbac.authorization.k8s.io", "v1")
+            }
         };
-        ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, k))
+        ApiResource::from_gvk(&GroupVersionKind::gvk(g, v, self.name()))
     }
 
     pub fn namespaced(self) -> bool {
@@ -80,7 +95,22 @@ impl Kind {
     }
 }
 
-/// One rendered child.
+/// Everything a MonitoringServices should own, typed, one list per kind. A new kind is a new
+/// field here: the applier destructures this without `..`, so it cannot be forgotten there.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Children {
+    pub service_accounts: Vec<ServiceAccount>,
+    pub roles: Vec<Role>,
+    pub role_bindings: Vec<RoleBinding>,
+    pub cluster_roles: Vec<ClusterRole>,
+    pub cluster_role_bindings: Vec<ClusterRoleBinding>,
+    pub config_maps: Vec<ConfigMap>,
+    pub daemon_sets: Vec<DaemonSet>,
+    pub deployments: Vec<Deployment>,
+    pub services: Vec<Service>,
+}
+
+/// One rendered child, untyped: for listings, the `render` subcommand and tests.
 #[derive(Debug, Clone)]
 pub struct Child {
     pub kind: Kind,
@@ -88,12 +118,13 @@ pub struct Child {
 }
 
 impl Child {
-    fn new<T: Serialize + k8s_openapi::Resource>(kind: Kind, obj: &T) -> Child {
-        let mut value = serde_json::to_value(obj).expect("k8s object serialises");
-        // Typed objects omit apiVersion/kind in their serialisation; SSA needs them.
+    fn new<T: Serialize + k8s_openapi::Resource>(kind: Kind, obj: &T) -> Result<Child, Error> {
+        let mut value = serde_json::to_value(obj).map_err(|e| serialise_err(T::KIND)(&e))?;
+        // Typed objects omit apiVersion/kind in their serialisation; SSA and readers need them.
         value["apiVersion"] = T::API_VERSION.into();
         value["kind"] = T::KIND.into();
-        Child { kind, object: serde_json::from_value(value).expect("k8s object is a DynamicObject") }
+        let object = serde_json::from_value(value).map_err(|e| serialise_err(T::KIND)(&e))?;
+        Ok(Child { kind, object })
     }
 
     pub fn name(&self) -> &str {
@@ -101,54 +132,91 @@ impl Child {
     }
 }
 
-/// Everything a MonitoringServices should own, in apply order (identity and RBAC before the
-/// config, the config before the DaemonSets that mount it).
-pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
-    let mut out = Vec::new();
-    if let Some(sa) = service_account::render(m, owner) {
-        out.push(Child::new(Kind::ServiceAccount, &sa));
-    }
-    out.extend(rbac::render(m, owner));
-    if let Some(logs) = &m.logs {
-        let mut data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), vector::logs::config(m, logs).to_yaml())]);
-        if m.scope == Scope::Namespace {
-            let settings = serde_json::to_string_pretty(&vector::logs::settings(m, logs)).expect("settings serialise");
-            data.insert(configmap::DISCOVERY_KEY.to_string(), settings);
+impl Children {
+    /// All children in apply order (identity and RBAC before the config, the config before the
+    /// workloads that mount it), untyped.
+    pub fn to_list(&self) -> Result<Vec<Child>, Error> {
+        let Children {
+            service_accounts,
+            roles,
+            role_bindings,
+            cluster_roles,
+            cluster_role_bindings,
+            config_maps,
+            daemon_sets,
+            deployments,
+            services,
+        } = self;
+        let mut out = Vec::new();
+        fn push<T: Serialize + k8s_openapi::Resource>(
+            out: &mut Vec<Child>,
+            kind: Kind,
+            items: &[T],
+        ) -> Result<(), Error> {
+            for item in items {
+                out.push(Child::new(kind, item)?);
+            }
+            Ok(())
         }
-        let hash = daemonset::config_hash(&data);
-        out.push(Child::new(Kind::ConfigMap, &configmap::render(m, owner, meta::Component::Logs, data)));
-        out.push(Child::new(Kind::DaemonSet, &daemonset::render(m, owner, meta::Component::Logs, logs, hash)));
+        push(&mut out, Kind::ServiceAccount, service_accounts)?;
+        push(&mut out, Kind::Role, roles)?;
+        push(&mut out, Kind::RoleBinding, role_bindings)?;
+        push(&mut out, Kind::ClusterRole, cluster_roles)?;
+        push(&mut out, Kind::ClusterRoleBinding, cluster_role_bindings)?;
+        push(&mut out, Kind::ConfigMap, config_maps)?;
+        push(&mut out, Kind::DaemonSet, daemon_sets)?;
+        push(&mut out, Kind::Deployment, deployments)?;
+        push(&mut out, Kind::Service, services)?;
+        Ok(out)
     }
-    if let Some(metrics) = &m.metrics {
-        let settings =
-            serde_json::to_string_pretty(&vector::metrics::settings(m, metrics)).expect("settings serialise");
-        let data = BTreeMap::from([
-            (configmap::CONFIG_KEY.to_string(), vector::metrics::config(m, metrics).to_yaml()),
-            (configmap::DISCOVERY_KEY.to_string(), settings),
-        ]);
-        let hash = daemonset::config_hash(&data);
-        out.push(Child::new(Kind::ConfigMap, &configmap::render(m, owner, meta::Component::Metrics, data)));
-        out.push(Child::new(
-            Kind::DaemonSet,
-            &daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash),
-        ));
-    }
-    if let Some(traces) = &m.traces {
-        let data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), vector::traces::config(m, traces).to_yaml())]);
-        let hash = daemonset::config_hash(&data);
-        out.push(Child::new(Kind::ConfigMap, &configmap::render(m, owner, meta::Component::Traces, data)));
-        out.push(Child::new(Kind::Deployment, &otlp::deployment(m, owner, traces, hash)));
-        out.push(Child::new(Kind::Service, &otlp::service(m, owner)));
-    }
-    out
 }
 
-/// The rendered children as a multi-document YAML stream (the `render` subcommand).
-pub fn to_yaml(children: &[Child]) -> String {
-    let mut out = String::new();
-    for c in children {
-        out.push_str("---\n");
-        out.push_str(&serde_norway::to_string(&c.object).expect("object serialises"));
+/// Render every child of `m`.
+pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Error> {
+    let mut out = Children::default();
+    out.service_accounts.extend(service_account::render(m, owner));
+    rbac::render(m, owner, &mut out);
+    if let Some(logs) = &m.logs {
+        let config = vector::logs::config(m, logs).to_yaml().map_err(|e| serialise_err("logs config")(&e))?;
+        let mut data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), config)]);
+        if m.scope == Scope::Namespace {
+            let settings = serde_json::to_string_pretty(&vector::logs::settings(m, logs))
+                .map_err(|e| serialise_err("logs discovery settings")(&e))?;
+            data.insert(configmap::DISCOVERY_KEY.to_string(), settings);
+        }
+        let hash = config_hash(&data);
+        out.config_maps.push(configmap::render(m, owner, meta::Component::Logs, data));
+        out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Logs, logs, hash));
     }
-    out
+    if let Some(metrics) = &m.metrics {
+        let config = vector::metrics::config(m, metrics).to_yaml().map_err(|e| serialise_err("metrics config")(&e))?;
+        let settings = serde_json::to_string_pretty(&vector::metrics::settings(m, metrics))
+            .map_err(|e| serialise_err("metrics discovery settings")(&e))?;
+        let data = BTreeMap::from([
+            (configmap::CONFIG_KEY.to_string(), config),
+            (configmap::DISCOVERY_KEY.to_string(), settings),
+        ]);
+        let hash = config_hash(&data);
+        out.config_maps.push(configmap::render(m, owner, meta::Component::Metrics, data));
+        out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash));
+    }
+    if let Some(t) = &m.traces {
+        let config = vector::traces::config(m, t).to_yaml().map_err(|e| serialise_err("traces config")(&e))?;
+        let data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), config)]);
+        let hash = config_hash(&data);
+        out.config_maps.push(configmap::render(m, owner, meta::Component::Traces, data));
+        out.deployments.push(traces::deployment(m, owner, t, hash));
+        out.services.push(traces::service(m, owner));
+    }
+    Ok(out)
+}
+
+/// The rendered children as a multi-document YAML stream (the `render` subcommand, golden files).
+pub fn to_yaml(children: &Children) -> Result<String, Error> {
+    let mut out = String::new();
+    for c in children.to_list()? {
+        out.push_str("---\n");
+        out.push_str(&serde_norway::to_string(&c.object).map_err(|e| serialise_err("child")(&e))?);
+    }
+    Ok(out)
 }

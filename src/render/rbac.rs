@@ -7,7 +7,7 @@
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, PolicyRule, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 
-use super::{Child, Kind, meta};
+use super::{Children, meta};
 use crate::model::{Model, Scope};
 
 fn read(resources: &[&str]) -> Vec<PolicyRule> {
@@ -28,30 +28,32 @@ fn subject(m: &Model) -> Vec<Subject> {
     }]
 }
 
-pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
+/// Role + RoleBinding or ClusterRole + ClusterRoleBinding, into `out`.
+pub fn render(m: &Model, owner: Option<&OwnerReference>, out: &mut Children) {
     if !m.create_rbac {
-        return Vec::new();
+        return;
     }
     match m.scope {
         Scope::Namespace => {
             let name = meta::rbac_name(m);
-            let role =
-                Role { metadata: meta::namespaced(m, owner, name.clone(), "vector"), rules: Some(read(&["pods"])) };
-            let binding = RoleBinding {
+            out.roles.push(Role {
+                metadata: meta::namespaced(m, owner, name.clone(), "vector"),
+                rules: Some(read(&["pods"])),
+            });
+            out.role_bindings.push(RoleBinding {
                 metadata: meta::namespaced(m, owner, name.clone(), "vector"),
                 role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name },
                 subjects: Some(subject(m)),
-            };
-            vec![Child::new(Kind::Role, &role), Child::new(Kind::RoleBinding, &binding)]
+            });
         }
         Scope::Cluster => {
             let name = meta::cluster_rbac_name(m);
-            let role = ClusterRole {
+            out.cluster_roles.push(ClusterRole {
                 metadata: meta::cluster(m, name.clone()),
                 rules: Some(read(&["namespaces", "nodes", "pods"])),
                 ..Default::default()
-            };
-            let binding = ClusterRoleBinding {
+            });
+            out.cluster_role_bindings.push(ClusterRoleBinding {
                 metadata: meta::cluster(m, name.clone()),
                 role_ref: RoleRef {
                     api_group: Some("rbac.authorization.k8s.io".into()),
@@ -59,8 +61,7 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Vec<Child> {
                     name,
                 },
                 subjects: Some(subject(m)),
-            };
-            vec![Child::new(Kind::ClusterRole, &role), Child::new(Kind::ClusterRoleBinding, &binding)]
+            });
         }
     }
 }

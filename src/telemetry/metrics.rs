@@ -11,11 +11,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::controller::Error;
+use crate::error::Error;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabels {
-    pub reason: String,
+    pub reason: &'static str,
 }
 
 /// Counters and histograms updated by the controller.
@@ -53,7 +53,7 @@ impl Metrics {
         self.reconciles.inc();
         self.duration.observe(took.as_secs_f64());
         if let Err(e) = result {
-            self.errors.get_or_create(&ReasonLabels { reason: e.reason() }).inc();
+            self.errors.get_or_create(&ReasonLabels { reason: e.metric_label() }).inc();
         }
     }
 }

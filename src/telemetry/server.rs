@@ -1,17 +1,16 @@
-//! The operator's HTTP endpoint: `/metrics` (Prometheus text), `/healthz` (the process
-//! serves), `/readyz` (the resource cache has synced). Touches: one TCP listener.
+//! The operator's HTTP endpoint (axum): `/metrics` (Prometheus text, or OpenMetrics when
+//! asked), `/healthz` and `/livez` (the process serves), `/readyz` (the watched kind can be
+//! listed). Touches: one TCP listener; stops gracefully on SIGTERM/SIGINT.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use http_body_util::Full;
-use hyper::body::Bytes;
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use tracing::warn;
@@ -22,48 +21,61 @@ pub struct Endpoint {
     pub ready: AtomicBool,
 }
 
-fn reply(code: u16, ctype: &str, body: String) -> Response<Full<Bytes>> {
-    Response::builder().status(code).header("content-type", ctype).body(Full::new(Bytes::from(body))).expect("response")
+fn text(code: StatusCode, body: &'static str) -> Response {
+    (code, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-fn handle(ep: &Endpoint, req: &Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    match req.uri().path() {
-        "/metrics" => {
-            let mut out = String::new();
-            if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &ep.registry) {
-                return reply(500, "text/plain", format!("encoding metrics: {e}\n"));
-            }
-            let accept = req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
-            if accept.contains("application/openmetrics-text") {
-                reply(200, "application/openmetrics-text; version=1.0.0; charset=utf-8", out)
-            } else {
-                reply(200, "text/plain; version=0.0.4; charset=utf-8", to_prometheus_text(&out))
-            }
-        }
-        "/healthz" | "/livez" => reply(200, "text/plain", "ok\n".into()),
-        "/readyz" if ep.ready.load(Ordering::Relaxed) => reply(200, "text/plain", "ok\n".into()),
-        "/readyz" => reply(503, "text/plain", "cache not synced\n".into()),
-        _ => reply(404, "text/plain", "not found\n".into()),
+async fn metrics(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Response {
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &ep.registry) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response();
+    }
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.contains("application/openmetrics-text") {
+        ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
+    } else {
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], to_prometheus_text(&out)).into_response()
     }
 }
 
-/// Bind `addr`; returns the bound address (port 0 picks one) and serves in the background.
+async fn ready(State(ep): State<Arc<Endpoint>>) -> Response {
+    if ep.ready.load(Ordering::Relaxed) {
+        text(StatusCode::OK, "ok\n")
+    } else {
+        text(StatusCode::SERVICE_UNAVAILABLE, "cannot list MonitoringServices yet\n")
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+/// Bind `addr`; returns the bound address (port 0 picks one) and serves in the background
+/// until SIGTERM/SIGINT.
 pub async fn serve(addr: SocketAddr, ep: Arc<Endpoint>) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { text(StatusCode::OK, "ok\n") }))
+        .route("/livez", get(|| async { text(StatusCode::OK, "ok\n") }))
+        .route("/readyz", get(ready))
+        .with_state(ep);
     tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
-            let ep = ep.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let resp = handle(&ep, &req);
-                    async move { Ok::<_, Infallible>(resp) }
-                });
-                if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await {
-                    warn!(error = %e, "metrics connection");
-                }
-            });
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await {
+            warn!(error = %e, "metrics endpoint stopped");
         }
     });
     Ok(local)

@@ -38,7 +38,7 @@ pub fn config(m: &Model, logs: &Collector) -> Config {
     );
     let prefix = key_prefix(&logs.archive, "namespace={{ kubernetes.pod_namespace }}/");
     cfg.sinks.insert(S3_SINK.into(), s3_sink(vec![ENRICH.into()], &logs.archive, prefix));
-    if let Some(t) = m.greptime_target.as_ref().filter(|t| t.logs) {
+    if let Some(t) = m.greptime_target().filter(|t| t.logs) {
         // Flat columns for the log pipeline (crate::greptime::PIPELINE).
         cfg.transforms.insert(
             GREPTIME_FLATTEN.into(),
@@ -106,9 +106,9 @@ const NO_PODS: &str = "/var/log/pods/.no-pods-selected-on-this-node/*.log";
 /// The sidecar's file for a namespace-scoped collector: a `file` source over exactly the
 /// selected pods' log directories. Read from the beginning, so a pod that appears between two
 /// reloads loses nothing.
-pub fn discovered(globs: &[String], node: &str) -> String {
+pub fn discovered(globs: &[String], node: &str) -> Result<String, serde_norway::Error> {
     let include = if globs.is_empty() { vec![NO_PODS.to_string()] } else { globs.to_vec() };
-    let fragment = super::metrics::Fragment {
+    let fragment = Fragment {
         sources: std::collections::BTreeMap::from([(
             SOURCE.to_string(),
             Source::File(FileSource {
@@ -120,11 +120,11 @@ pub fn discovered(globs: &[String], node: &str) -> String {
         )]),
         transforms: Default::default(),
     };
-    format!(
+    Ok(format!(
         "# Written by monitoring-operator discover for node {node}: {} pod(s). Do not edit.\n{}",
         globs.len(),
-        serde_norway::to_string(&fragment).expect("fragment serialises")
-    )
+        fragment_yaml(&fragment)?
+    ))
 }
 
 /// One flat record per log line, the columns of the GreptimeDB log pipeline.

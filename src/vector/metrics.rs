@@ -9,8 +9,6 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-
 use super::vrl::{stamp_identity, vrl_string};
 use super::*;
 use crate::discover::{Settings, Target};
@@ -38,7 +36,7 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
     );
     let prefix = key_prefix(&metrics.common.archive, "");
     cfg.sinks.insert(S3_SINK.into(), s3_sink(vec![ENRICH.into()], &metrics.common.archive, prefix));
-    if let Some(t) = m.greptime_target.as_ref().filter(|t| t.metrics) {
+    if let Some(t) = m.greptime_target().filter(|t| t.metrics) {
         cfg.sinks.insert(
             GREPTIME_SINK.into(),
             Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
@@ -74,17 +72,9 @@ pub fn settings(m: &Model, metrics: &MetricsCollector) -> Settings {
     }
 }
 
-/// The per-node file: sources and transforms only (merged into the base config).
-#[derive(Serialize, Debug, Clone, PartialEq)]
-pub struct Fragment {
-    pub sources: BTreeMap<String, Source>,
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub transforms: BTreeMap<String, Transform>,
-}
-
 /// The targets file for `node`. With no targets it is still valid: an empty endpoint list
 /// scrapes nothing, so Vector starts cleanly on a node without annotated pods.
-pub fn discovered(targets: &[Target], s: &Settings, node: &str) -> String {
+pub fn discovered(targets: &[Target], s: &Settings, node: &str) -> Result<String, serde_norway::Error> {
     let fragment = Fragment {
         sources: BTreeMap::from([(
             SOURCE.to_string(),
@@ -106,11 +96,11 @@ pub fn discovered(targets: &[Target], s: &Settings, node: &str) -> String {
             }),
         )]),
     };
-    format!(
+    Ok(format!(
         "# Written by monitoring-operator discover for node {node}: {} target(s). Do not edit.\n{}",
         targets.len(),
-        serde_norway::to_string(&fragment).expect("fragment serialises")
-    )
+        fragment_yaml(&fragment)?
+    ))
 }
 
 /// Labels every sample with the pod it came from and the CR's identity. Our labels are set

@@ -3,17 +3,49 @@
 //! always serialises to the same bytes (the config hash that rolls pods depends on it).
 //! Pure: no I/O.
 
+mod config;
 pub mod logs;
 pub mod metrics;
-mod model;
 pub mod traces;
 mod vrl;
 
-pub use model::*;
+pub use config::*;
 pub use vrl::vrl_string;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::discover::{self, Mode, Settings};
 
 use crate::api::{Compression, EncodingCodec, S3Partition};
 use crate::model::Archive;
+
+/// The Vector config file the discovery sidecar writes for `pods` of `node`.
+pub fn discovered<'a>(
+    pods: impl IntoIterator<Item = &'a Pod>,
+    s: &Settings,
+    node: &str,
+) -> Result<String, serde_norway::Error> {
+    match s.mode {
+        Mode::Metrics => metrics::discovered(&discover::targets(pods, s), s, node),
+        Mode::Logs => logs::discovered(&discover::log_globs(pods, s), node),
+    }
+}
+
+/// The per-node file: sources and transforms only (merged into the base config).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Fragment {
+    pub sources: BTreeMap<String, Source>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub transforms: BTreeMap<String, Transform>,
+}
+
+fn fragment_yaml(f: &Fragment) -> Result<String, serde_norway::Error> {
+    serde_norway::to_string(f)
+}
 
 /// Where Vector's API (health) listens inside the pod.
 pub const API_PORT: i32 = 8686;

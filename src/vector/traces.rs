@@ -40,7 +40,7 @@ pub fn config(m: &Model, t: &Traces) -> Config {
     // Tempo is the trace store: backpressure (block) rather than drop.
     let tempo_buffer = Buffer::Memory { max_events: 10_000, when_full: WhenFull::Block };
     cfg.sinks.insert(TEMPO_SINK.into(), otlp_sink(t.tempo_traces_url.clone(), None, tempo_buffer));
-    if let Some(g) = m.greptime_target.as_ref().filter(|_| t.greptime) {
+    if let Some(g) = m.greptime_target().filter(|_| t.greptime) {
         let headers = BTreeMap::from([
             ("x-greptime-db-name".to_string(), g.database.clone()),
             ("x-greptime-pipeline-name".to_string(), "greptime_trace_v1".to_string()),

@@ -29,9 +29,8 @@ pub struct TestEnv {
 static ENV: OnceLock<TestEnv> = OnceLock::new();
 static PROCESS: Mutex<Option<Child>> = Mutex::new(None);
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub mod files;
+pub use files::repo;
 
 fn kubetestenv_bin() -> PathBuf {
     if let Ok(p) = std::env::var("KUBETESTENV_BIN") {

@@ -1,18 +1,20 @@
-//! The discovery sidecar's loop: watch this node's pods, rewrite the targets file when the
-//! target set changes. Touches: the Kubernetes API (read-only pod watch) and one output file.
+//! The discovery sidecar's loop (`monitoring-operator discover`): watch this node's pods into
+//! a kube-runtime reflector store, and rewrite the Vector file ([`crate::vector::discovered`])
+//! whenever what it renders changes. Touches: the Kubernetes API (read-only pod watch) and
+//! one output file.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use futures::TryStreamExt;
+use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
+use kube::Client;
 use kube::api::{Api, ListParams};
-use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use kube::{Client, ResourceExt};
+use kube::runtime::{WatchStreamExt, reflector};
 use tracing::{info, warn};
 
-use super::{Mode, Settings, render_fragment};
+use crate::discover::{Mode, Settings};
+use crate::vector::discovered;
 
 fn api(client: Client, s: &Settings) -> Api<Pod> {
     match &s.namespace_scope {
@@ -48,7 +50,7 @@ pub fn write_if_changed(path: &Path, content: &str, last: &mut Option<String>) -
 pub async fn once(client: Client, node: &str, s: &Settings, output: &Path) -> anyhow::Result<()> {
     let (fields, labels) = selectors(node, s);
     let pods = api(client, s).list(&ListParams::default().fields(&fields).labels(&labels)).await?;
-    write_if_changed(output, &render_fragment(pods.items.iter(), s, node), &mut None)?;
+    write_if_changed(output, &discovered(pods.items.iter(), s, node)?, &mut None)?;
     info!(node, pods = pods.items.len(), mode = ?s.mode, "wrote initial discovery file");
     Ok(())
 }
@@ -57,41 +59,26 @@ pub async fn once(client: Client, node: &str, s: &Settings, output: &Path) -> an
 pub async fn watch(client: Client, node: &str, s: &Settings, output: &Path) -> anyhow::Result<()> {
     let (fields, labels) = selectors(node, s);
     let cfg = watcher::Config::default().fields(&fields).labels(&labels);
-    let mut stream = std::pin::pin!(watcher::watcher(api(client, s), cfg).default_backoff());
-    let mut pods: BTreeMap<String, Pod> = BTreeMap::new();
-    let mut init: Option<BTreeMap<String, Pod>> = None;
+    let (reader, writer) = reflector::store::<Pod>();
+    // The store swaps in a relisted set only once the relist is complete (InitDone), so a
+    // relist in progress keeps serving the previous set.
+    let stream = reflector(writer, watcher::watcher(api(client, s), cfg).default_backoff());
+    let mut stream = std::pin::pin!(stream);
     let mut last = std::fs::read_to_string(output).ok();
-    loop {
-        let event = match stream.try_next().await {
-            Ok(Some(e)) => e,
-            Ok(None) => anyhow::bail!("pod watch ended"),
+    while let Some(event) = stream.next().await {
+        match event {
             Err(e) => {
                 warn!(error = %e, "pod watch error; retrying");
                 continue;
             }
-        };
-        match event {
-            Event::Init => init = Some(BTreeMap::new()),
-            Event::InitApply(p) => {
-                init.get_or_insert_with(BTreeMap::new).insert(key(&p), p);
-            }
-            Event::InitDone => pods = init.take().unwrap_or_default(),
-            Event::Apply(p) => {
-                pods.insert(key(&p), p);
-            }
-            Event::Delete(p) => {
-                pods.remove(&key(&p));
-            }
+            Ok(Event::Init | Event::InitApply(_)) => continue,
+            Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {}
         }
-        if init.is_some() {
-            continue; // a relist is in progress: keep serving the previous set until it is complete
-        }
-        if write_if_changed(output, &render_fragment(pods.values(), s, node), &mut last)? {
+        let pods = reader.state();
+        let text = discovered(pods.iter().map(|p| &**p), s, node)?;
+        if write_if_changed(output, &text, &mut last)? {
             info!(node, pods = pods.len(), mode = ?s.mode, "discovered targets changed");
         }
     }
-}
-
-fn key(p: &Pod) -> String {
-    format!("{}/{}", p.namespace().unwrap_or_default(), p.name_any())
+    anyhow::bail!("pod watch ended")
 }

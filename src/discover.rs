@@ -5,10 +5,9 @@
 //! (`monitoring-operator discover`) that watches the pods of its own node only (field
 //! selector `spec.nodeName`, so the API load grows with pods per node, not with the cluster)
 //! and rewrites a small Vector config file with that node's targets; Vector reloads it
-//! (`--watch-config`). This module is the pure part (which pods are targets); [`run`] holds
-//! the watch loop and file writing.
-
-pub mod run;
+//! (`--watch-config`). This module is the pure selection logic (which pods are targets, which
+//! log directories are read) and imports nothing else of the crate; the Vector file is
+//! rendered by [`crate::vector::discovered`] and the loop lives in [`crate::sidecar`].
 
 use std::collections::BTreeMap;
 
@@ -174,14 +173,6 @@ pub fn log_globs<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> V
     out.sort();
     out.dedup();
     out
-}
-
-/// The Vector config file the sidecar writes for `pods` of `node`.
-pub fn render_fragment<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings, node: &str) -> String {
-    match s.mode {
-        Mode::Metrics => crate::vector::metrics::discovered(&targets(pods, s), s, node),
-        Mode::Logs => crate::vector::logs::discovered(&log_globs(pods, s), node),
-    }
 }
 
 /// All targets among `pods`, sorted (deterministic output, so unchanged targets never

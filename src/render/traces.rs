@@ -1,5 +1,7 @@
-//! The workload trace endpoint: Deployment and Service `{name}-vector-otlp` (OTLP gRPC 4317,
-//! HTTP 4318). Stateless, so a Deployment with several replicas behind one Service.
+//! The traces component (the workload trace endpoint): Deployment and Service
+//! `{name}-vector-otlp`, OTLP gRPC 4317 and HTTP 4318. The child name keeps `otlp`, the
+//! protocol workloads address it by; everything else calls the component "traces".
+//! Stateless, so a Deployment with several replicas behind one Service.
 
 use std::collections::BTreeMap;
 
@@ -12,8 +14,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::configmap::CONFIG_KEY;
-use super::daemonset::{CONFIG_DIR, field_env, health_probe, mount, resources};
 use super::meta::{self, Component};
+use super::pod::{CONFIG_DIR, field_env, health_probe, mount, pull_secrets, resources};
 use crate::model::{Model, Traces};
 use crate::vector::traces::{GRPC_PORT, HTTP_PORT};
 use crate::vector::{API_PORT, DATA_DIR, METRICS_PORT};
@@ -82,13 +84,7 @@ pub fn deployment(m: &Model, owner: Option<&OwnerReference>, t: &Traces, config_
                     ]),
                     node_selector: (!m.pod.node_selector.is_empty()).then(|| m.pod.node_selector.clone()),
                     affinity: m.pod.affinity.clone(),
-                    image_pull_secrets: (!m.pod.image_pull_secrets.is_empty()).then(|| {
-                        m.pod
-                            .image_pull_secrets
-                            .iter()
-                            .map(|s| k8s_openapi::api::core::v1::LocalObjectReference { name: s.clone() })
-                            .collect()
-                    }),
+                    image_pull_secrets: pull_secrets(m),
                     termination_grace_period_seconds: Some(60),
                     ..Default::default()
                 }),

@@ -1,12 +1,17 @@
-//! Compute `status` from what was applied and what the DaemonSets report. Pure functions; the
-//! controller writes the result only when it differs from what is stored.
+//! Compute `status` from the model and the children as applied (the workloads' own status).
+//! Pure functions; the controller writes the result only when it differs from what is stored.
+//! The previous status is read for two things only, both about time: a condition keeps its
+//! `lastTransitionTime` while its status holds, and a resource that was up goes `Degraded`
+//! rather than back to `Creating`.
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::greptime::Integration;
-use crate::api::{Cloud, ComponentStatus, MonitoringServicesStatus, Phase, condition};
+use crate::api::{Cloud, ComponentStatus, MonitoringServicesStatus, Phase, condition, reason};
+use crate::error::bounded;
+use crate::model::{GreptimeHealth, Model, SpecError};
+use crate::render::Children;
 use crate::render::meta::Component;
 
 /// Status of one collector from its DaemonSet (None: not found yet).
@@ -99,14 +104,25 @@ pub fn same(a: Option<&MonitoringServicesStatus>, b: &MonitoringServicesStatus) 
     a == Some(b)
 }
 
+/// Why a resource is `Failed`: the spec, or a child the apiserver refused.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    InvalidSpec(SpecError),
+    /// `kind name: message` of the refused child.
+    ApplyRejected(String),
+}
+
 /// Status of a CR whose spec or apply failed: children untouched, phase Failed.
 pub fn failed(
     old: Option<&MonitoringServicesStatus>,
     generation: Option<i64>,
-    reason: &str,
-    message: &str,
-    spec_valid: bool,
+    failure: &Failure,
 ) -> MonitoringServicesStatus {
+    let (reason, message, spec_valid) = match failure {
+        Failure::InvalidSpec(e) => (reason::INVALID_SPEC, bounded(&e.to_string()), false),
+        Failure::ApplyRejected(m) => (reason::APPLY_REJECTED, bounded(m), true),
+    };
+    let message = message.as_str();
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut st = old.cloned().unwrap_or_default();
     st.phase = Some(Phase::Failed);
@@ -114,7 +130,7 @@ pub fn failed(
     st.message = Some(message.to_string());
     st.observed_generation = generation;
     let spec = if spec_valid {
-        condition(old_conditions, condition::SPEC_VALID, true, "Valid", "The spec is valid", generation)
+        condition(old_conditions, condition::SPEC_VALID, true, reason::VALID, "The spec is valid", generation)
     } else {
         condition(old_conditions, condition::SPEC_VALID, false, reason, message, generation)
     };
@@ -132,9 +148,24 @@ pub struct Observed<'a> {
     pub logs: Option<ComponentStatus>,
     pub metrics: Option<ComponentStatus>,
     pub traces: Option<ComponentStatus>,
-    pub greptime: Option<&'a Integration>,
+    pub greptime: Option<&'a GreptimeHealth>,
     pub cloud: Option<Cloud>,
     pub generation: Option<i64>,
+}
+
+/// What `m`'s applied children (as the apiserver returned or listed them) report.
+pub fn observe<'a>(m: &'a Model, applied: &Children, generation: Option<i64>) -> Observed<'a> {
+    let named = |c: Component| c.workload_name(&m.name);
+    let ds = |c: Component| applied.daemon_sets.iter().find(|d| d.metadata.name.as_deref() == Some(&named(c)));
+    let deploy = applied.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(&named(Component::Traces)));
+    Observed {
+        logs: m.logs.as_ref().map(|_| component(Component::Logs, ds(Component::Logs))),
+        metrics: m.metrics.as_ref().map(|_| component(Component::Metrics, ds(Component::Metrics))),
+        traces: m.traces.as_ref().map(|_| deployment(deploy)),
+        greptime: m.greptime.as_ref().map(|g| &g.health),
+        cloud: m.cloud,
+        generation,
+    }
 }
 
 /// The status of a reconciled resource: phase (Degraded when only the GreptimeDB branch is
@@ -170,12 +201,19 @@ pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> Monit
         &message,
         o.generation,
     ));
-    conditions.push(condition(old_conditions, condition::SPEC_VALID, true, "Valid", "The spec is valid", o.generation));
+    conditions.push(condition(
+        old_conditions,
+        condition::SPEC_VALID,
+        true,
+        reason::VALID,
+        "The spec is valid",
+        o.generation,
+    ));
     for (c, t) in
         [(&o.logs, condition::LOGS_READY), (&o.metrics, condition::METRICS_READY), (&o.traces, condition::TRACES_READY)]
     {
         if let Some(c) = c {
-            let reason = if c.ready { "AllNodesReady" } else { "NotAllNodesReady" };
+            let reason = if c.ready { reason::ALL_NODES_READY } else { reason::NOT_ALL_NODES_READY };
             conditions.push(condition(
                 old_conditions,
                 t,
@@ -278,11 +316,10 @@ mod tests {
             ready_replicas: 1,
             message: Some("All nodes collecting logs".into()),
         };
-        let down = Integration {
+        let down = GreptimeHealth {
             status: GreptimeDbIntegrationStatus::default(),
-            target: None,
             ready: false,
-            reason: "ClusterNotFound",
+            reason: reason::CLUSTER_NOT_FOUND,
             message: "GreptimeDBCluster g/x not found; S3 archival continues".into(),
         };
         let o = Observed {

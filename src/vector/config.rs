@@ -18,8 +18,8 @@ pub struct Config {
 
 impl Config {
     /// YAML text of the config (deterministic).
-    pub fn to_yaml(&self) -> String {
-        serde_norway::to_string(self).expect("vector config serialises")
+    pub fn to_yaml(&self) -> Result<String, serde_norway::Error> {
+        serde_norway::to_string(self)
     }
 }
 

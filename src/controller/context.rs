@@ -1,0 +1,114 @@
+//! Shared state of the controller: the client, the operator's settings, caches of what the
+//! dereference step reads (the cloud, confirmed GreptimeDB pipelines), the pooled GreptimeDB
+//! client, metrics, and the per-resource retry backoff.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use kube::Client;
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{Cloud, MonitoringServices};
+use crate::greptime::client::PipelineClient;
+use crate::model::{DEFAULT_DISCOVERY_IMAGE, OperatorSettings};
+use crate::render::meta::MANAGER;
+use crate::telemetry::metrics::Metrics;
+
+/// Operator-level settings (flags of `run`), not tenant-controlled.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Only this namespace is watched (None: all).
+    pub namespace: Option<String>,
+    /// Image of the per-node discovery sidecar (this operator's image).
+    pub discovery_image: String,
+    /// Reach GreptimeDB's HTTP API here instead of `http://<frontend Service>` (for an
+    /// operator running outside the cluster).
+    pub greptime_url: Option<String>,
+    /// Serve /metrics, /healthz and /readyz here (None: no endpoint).
+    pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Other custom resource kinds (`group/version/Kind`) whose status is exported as metrics.
+    pub status_kinds: Vec<String>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: None,
+            discovery_image: DEFAULT_DISCOVERY_IMAGE.into(),
+            greptime_url: None,
+            metrics_addr: None,
+            status_kinds: Vec::new(),
+        }
+    }
+}
+
+impl Settings {
+    /// The part of the settings that goes into rendered children.
+    pub fn operator(&self) -> OperatorSettings {
+        OperatorSettings { discovery_image: self.discovery_image.clone() }
+    }
+}
+
+/// First and longest retry delay of a resource whose reconcile failed for a transient reason.
+pub const RETRY_MIN: Duration = Duration::from_secs(1);
+pub const RETRY_MAX: Duration = Duration::from_secs(300);
+
+/// Shared state of the controller.
+pub struct Context {
+    pub client: Client,
+    pub settings: Settings,
+    pub(super) recorder: Recorder,
+    /// Cloud detected from Nodes, with when: a cluster does not change cloud, but a cluster
+    /// whose Nodes carry no known providerID yet may get some.
+    pub(super) cloud: tokio::sync::Mutex<Option<(Option<Cloud>, Instant)>>,
+    /// GreptimeDB pipelines confirmed to exist, by endpoint and name, with when.
+    pub(super) pipelines: Mutex<HashMap<String, Instant>>,
+    pub(super) greptime: PipelineClient,
+    pub metrics: Metrics,
+    /// Retry delays of the resources whose last reconcile failed; reset by a success.
+    backoff: Mutex<HashMap<ObjectRef<MonitoringServices>, ExponentialBackoff>>,
+}
+
+impl Context {
+    pub fn new(client: Client) -> Arc<Context> {
+        Context::with_settings(client, Settings::default())
+    }
+
+    pub fn with_settings(client: Client, settings: Settings) -> Arc<Context> {
+        let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
+        Arc::new(Context {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            settings,
+            cloud: tokio::sync::Mutex::new(None),
+            pipelines: Mutex::new(HashMap::new()),
+            greptime: PipelineClient::default(),
+            metrics: Metrics::default(),
+            backoff: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The next retry delay of `obj`: exponential from [`RETRY_MIN`] to [`RETRY_MAX`], with
+    /// jitter so resources that failed together do not retry together.
+    pub fn next_retry(&self, obj: ObjectRef<MonitoringServices>) -> Duration {
+        let mut map = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        let backoff = map.entry(obj).or_insert_with(|| {
+            ExponentialBuilder::new()
+                .with_min_delay(RETRY_MIN)
+                .with_max_delay(RETRY_MAX)
+                .with_factor(2.0)
+                .with_jitter()
+                .without_max_times()
+                .build()
+        });
+        backoff.next().unwrap_or(RETRY_MAX)
+    }
+
+    /// `obj` reconciled: its next failure starts the backoff again.
+    pub fn reset_retry(&self, obj: &ObjectRef<MonitoringServices>) {
+        self.backoff.lock().unwrap_or_else(|p| p.into_inner()).remove(obj);
+    }
+}

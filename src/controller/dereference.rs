@@ -1,0 +1,91 @@
+//! The dereference step: read everything the build needs from outside the resource — the
+//! cloud (from Nodes, cached per process), the referenced GreptimeDBCluster and its log
+//! pipeline (through the pooled GreptimeDB client, cached), the operator's settings — into a
+//! [`Dereferenced`]. Touches: the Kubernetes API (Node list/get, one GreptimeDBCluster GET)
+//! and GreptimeDB's HTTP API. A failed read is a transient [`Error::Dereference`]: nothing is
+//! applied from a guess.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Node;
+use kube::ResourceExt;
+use kube::api::{Api, DynamicObject};
+
+use super::cloud;
+use super::context::Context;
+use super::traced::traced;
+use crate::api::{Cloud, MonitoringServices};
+use crate::error::{Error, bounded};
+use crate::greptime;
+use crate::model::{Dereferenced, GreptimeLookup, PipelineCheck};
+
+/// How long a confirmed pipeline is trusted before it is checked again.
+const PIPELINE_TTL: Duration = Duration::from_secs(600);
+/// How long "no Node names a known cloud" is trusted before the Nodes are asked again.
+const NO_CLOUD_TTL: Duration = Duration::from_secs(600);
+
+pub async fn dereference(ms: &MonitoringServices, ctx: &Context) -> Result<Dereferenced, Error> {
+    let detected_cloud = if ms.spec.cloud.is_some() { None } else { detect_cloud(ctx).await? };
+    let greptime = match &ms.spec.greptime_ref {
+        Some(r) => {
+            let ns = r.namespace.clone().or_else(|| ms.namespace()).unwrap_or_default();
+            Some(lookup_greptime(ctx, &r.name, &ns, r.logs_enabled).await?)
+        }
+        None => None,
+    };
+    Ok(Dereferenced { detected_cloud, greptime, operator: ctx.settings.operator() })
+}
+
+async fn detect_cloud(ctx: &Context) -> Result<Option<Cloud>, Error> {
+    let mut cached = ctx.cloud.lock().await;
+    if let Some((cloud, at)) = *cached
+        && (cloud.is_some() || at.elapsed() < NO_CLOUD_TTL)
+    {
+        return Ok(cloud);
+    }
+    let nodes = Api::<Node>::all(ctx.client.clone());
+    let found = traced("detect cloud", "Node", "", "", cloud::detect(&nodes))
+        .await
+        .map_err(|source| Error::Dereference { what: "Nodes (cloud detection)".into(), source })?;
+    *cached = Some((found, Instant::now()));
+    Ok(found)
+}
+
+async fn lookup_greptime(ctx: &Context, name: &str, ns: &str, logs: bool) -> Result<GreptimeLookup, Error> {
+    let ar = greptime::cluster_resource();
+    let clusters = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), ns, &ar);
+    let cluster = match traced("get", "GreptimeDBCluster", ns, name, clusters.get_opt(name)).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Ok(GreptimeLookup::Missing { crd_installed: true }),
+        // The kind itself is unknown to the apiserver.
+        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(GreptimeLookup::Missing { crd_installed: false }),
+        Err(source) => return Err(Error::Dereference { what: format!("GreptimeDBCluster {ns}/{name}"), source }),
+    };
+    let endpoint = greptime::endpoint_of(&cluster);
+    let phase = greptime::phase_of(&cluster);
+    let pipeline = if logs && greptime::phase_usable(phase.as_deref()).is_ok() {
+        let base = ctx.settings.greptime_url.clone().unwrap_or_else(|| format!("http://{endpoint}"));
+        match ensure_cached(ctx, &base).await {
+            Ok(()) => PipelineCheck::Ready,
+            Err(e) => PipelineCheck::Failed(bounded(&e.to_string())),
+        }
+    } else {
+        PipelineCheck::NotChecked
+    };
+    Ok(GreptimeLookup::Found { endpoint, phase, pipeline })
+}
+
+async fn ensure_cached(ctx: &Context, base: &str) -> Result<(), greptime::client::PipelineError> {
+    let name = greptime::pipeline_name();
+    let key = format!("{base} {name}");
+    let fresh = |ctx: &Context| {
+        let map = ctx.pipelines.lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&key).is_some_and(|t| t.elapsed() < PIPELINE_TTL)
+    };
+    if fresh(ctx) {
+        return Ok(());
+    }
+    traced("ensure pipeline", "GreptimeDB", "", &name, ctx.greptime.ensure_pipeline(base)).await?;
+    ctx.pipelines.lock().unwrap_or_else(|p| p.into_inner()).insert(key, Instant::now());
+    Ok(())
+}

@@ -1,0 +1,165 @@
+//! One reconcile of one resource, as a pipeline with one line per step:
+//! dereference → build (validate into a complete model) → render → apply → status.
+//! The error policy sits here too: an invalid spec waits for a change; a transient failure is
+//! retried with exponential backoff and jitter.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::{Resource, ResourceExt};
+use tracing::{Instrument, info, warn};
+
+use super::apply::{self, SyncError};
+use super::context::Context;
+use super::dereference::dereference;
+use super::traced::traced;
+use crate::api::{MonitoringServices, MonitoringServicesStatus, Phase};
+use crate::error::{Error, bounded};
+use crate::render::meta::MANAGER;
+use crate::status::{self, Failure};
+use crate::{model, render};
+
+/// Finalizer that removes the cluster-scoped children (they cannot be owned by a namespaced CR).
+pub const FINALIZER: &str = "e6data.io/cluster-resources";
+
+/// Watches on every child drive reconciles; the periodic requeue only repairs drift that
+/// produced no watch event.
+const RESYNC: Duration = Duration::from_secs(600);
+/// GreptimeDB's HTTP API is never watched (and its CRD may appear after start-up): look again.
+const GREPTIME_RECHECK: Duration = Duration::from_secs(30);
+/// A child the apiserver refused: the spec must change, but the refusal may also come from
+/// something outside the spec (an admission policy, the operator's RBAC) that gets fixed.
+const REJECTED_RECHECK: Duration = Duration::from_secs(60);
+
+/// One reconcile of one CR, in a span, with its outcome counted.
+pub async fn reconcile(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let ns = ms.namespace().unwrap_or_default();
+    let span = tracing::info_span!(
+        "reconcile",
+        otel.name = "reconcile MonitoringServices",
+        k8s.kind = "MonitoringServices",
+        k8s.namespace = %ns,
+        k8s.name = %ms.name_any(),
+        k8s.generation = ms.metadata.generation.unwrap_or_default(),
+        trace_id = tracing::field::Empty,
+        result = tracing::field::Empty,
+    );
+    {
+        use opentelemetry::trace::TraceContextExt as _;
+        use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+        let id = span.context().span().span_context().trace_id();
+        if id != opentelemetry::trace::TraceId::INVALID {
+            span.record("trace_id", tracing::field::display(id));
+        }
+    }
+    let start = std::time::Instant::now();
+    let obj = ObjectRef::from_obj(&*ms);
+    let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ns);
+    let out = finalizer(&api, FINALIZER, ms, |event| async {
+        match event {
+            Finalizer::Apply(ms) => apply(ms, &ctx).await,
+            Finalizer::Cleanup(ms) => {
+                apply::delete_cluster_children(&ctx.client, &ns, &ms.name_any()).await?;
+                Ok(Action::await_change())
+            }
+        }
+    })
+    .instrument(span.clone())
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    ctx.metrics.observe(start.elapsed(), out.as_ref().map(|_| ()));
+    span.record("result", if out.is_ok() { "ok" } else { "error" });
+    if out.is_ok() {
+        ctx.reset_retry(&obj);
+    }
+    out
+}
+
+/// The one place a failed reconcile is logged; it is retried with growing, jittered delay.
+pub fn error_policy(ms: Arc<MonitoringServices>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.next_retry(ObjectRef::from_obj(&*ms));
+    warn!(
+        namespace = ms.namespace().unwrap_or_default(),
+        name = ms.name_any(),
+        reason = err.metric_label(),
+        error = %bounded(&err.to_string()),
+        retry_in_ms = delay.as_millis() as u64,
+        "reconcile failed"
+    );
+    Action::requeue(delay)
+}
+
+async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Error> {
+    let (name, ns, generation) = (ms.name_any(), ms.namespace().unwrap_or_default(), ms.metadata.generation);
+    let old = ms.status.as_ref();
+
+    let dereferenced = dereference(&ms, ctx).await?;
+    let model = match model::build(&ms, &dereferenced) {
+        Ok(m) => m,
+        Err(e) => {
+            write_status(ctx, &ms, status::failed(old, generation, &Failure::InvalidSpec(e))).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let owner = ms.controller_owner_ref(&()).ok_or_else(|| Error::Render("resource has no name or uid".into()))?;
+    let children = render::render(&model, Some(&owner)).map_err(|e| Error::Render(e.to_string()))?;
+    let synced = match apply::sync(&ctx.client, &ns, &name, children).await {
+        Ok(s) => s,
+        Err(SyncError::Rejected(r)) => {
+            let failure = Failure::ApplyRejected(r.to_string());
+            write_status(ctx, &ms, status::failed(old, generation, &failure)).await?;
+            return Ok(Action::requeue(REJECTED_RECHECK));
+        }
+        Err(SyncError::Failed(e)) => return Err(e),
+    };
+    if synced.applied + synced.deleted > 0 {
+        info!(%ns, %name, applied = synced.applied, deleted = synced.deleted, "children synced");
+    }
+    let observed = status::observe(&model, &synced.live, generation);
+    write_status(ctx, &ms, status::compose(old, observed)).await?;
+    let greptime_down = model.greptime.as_ref().is_some_and(|g| !g.health.ready);
+    Ok(Action::requeue(if greptime_down { GREPTIME_RECHECK } else { RESYNC }))
+}
+
+/// Write `st` if it differs from the stored status; publish an Event when the phase changes.
+async fn write_status(ctx: &Context, ms: &MonitoringServices, st: MonitoringServicesStatus) -> Result<(), Error> {
+    let old = ms.status.as_ref();
+    if status::same(old, &st) {
+        return Ok(());
+    }
+    let (ns, name) = (ms.namespace().unwrap_or_default(), ms.name_any());
+    let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ns);
+    let patch = serde_json::json!({
+        "apiVersion": MonitoringServices::api_version(&()),
+        "kind": MonitoringServices::kind(&()),
+        "status": st,
+    });
+    let (pp, patch) = (PatchParams::apply(MANAGER).force(), Patch::Apply(&patch));
+    traced("patch status", "MonitoringServices", &ns, &name, api.patch_status(&name, &pp, &patch))
+        .await
+        .map_err(Error::PatchStatus)?;
+    let old_phase = old.and_then(|s| s.phase);
+    if old_phase != st.phase {
+        let phase = st.phase.unwrap_or_default();
+        let type_ =
+            if matches!(phase, Phase::Degraded | Phase::Failed) { EventType::Warning } else { EventType::Normal };
+        let ev = Event {
+            type_,
+            reason: phase.as_str().into(),
+            note: st.message.as_deref().map(bounded),
+            action: "Reconcile".into(),
+            secondary: None,
+        };
+        let reference = ms.object_ref(&());
+        // An Event is a courtesy: failing to publish one does not fail the reconcile.
+        if let Err(e) = traced("create", "Event", &ns, &name, ctx.recorder.publish(&ev, &reference)).await {
+            warn!(error = %e, "could not publish event");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,95 @@
+//! Pod-spec pieces shared by the collector DaemonSets and the trace Deployment: config
+//! hash, env from pod fields, volumes and mounts, resources, the readiness probe.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, LocalObjectReference, ObjectFieldSelector, Probe,
+    ResourceRequirements, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use sha2::{Digest, Sha256};
+
+use crate::api::ResourceSpec;
+use crate::model::Model;
+
+/// Where the component's ConfigMap is mounted.
+pub const CONFIG_DIR: &str = "/etc/vector";
+
+/// `imagePullSecrets` of the pods, when any.
+pub fn pull_secrets(m: &Model) -> Option<Vec<LocalObjectReference>> {
+    (!m.pod.image_pull_secrets.is_empty())
+        .then(|| m.pod.image_pull_secrets.iter().map(|s| LocalObjectReference { name: s.clone() }).collect())
+}
+
+/// Hash of everything in the component's ConfigMap: the pod template carries it, so any
+/// config change rolls the pods.
+pub fn config_hash(data: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in data {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(&h.finalize()[..16])
+}
+
+pub fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+pub fn host_path(name: &str, path: &str, kind: Option<&str>) -> Volume {
+    Volume {
+        name: name.into(),
+        host_path: Some(HostPathVolumeSource { path: path.into(), type_: kind.map(str::to_string) }),
+        ..Default::default()
+    }
+}
+
+pub fn mount(name: &str, path: &str, read_only: bool) -> VolumeMount {
+    VolumeMount { name: name.into(), mount_path: path.into(), read_only: Some(read_only), ..Default::default() }
+}
+
+/// `cpu`/`memory` as request and limit; unset, the seed's "light" profile as a request only.
+pub fn resources(r: &ResourceSpec) -> ResourceRequirements {
+    let mut set = BTreeMap::new();
+    if let Some(cpu) = &r.cpu {
+        set.insert("cpu".to_string(), Quantity(cpu.clone()));
+    }
+    if let Some(mem) = &r.memory {
+        set.insert("memory".to_string(), Quantity(mem.clone()));
+    }
+    if set.is_empty() {
+        // Seed section 9.1 "light" profile as a request; no limit the user did not ask for.
+        let light = BTreeMap::from([
+            ("cpu".to_string(), Quantity("100m".into())),
+            ("memory".to_string(), Quantity("128Mi".into())),
+        ]);
+        return ResourceRequirements { requests: Some(light), ..Default::default() };
+    }
+    ResourceRequirements { requests: Some(set.clone()), limits: Some(set), ..Default::default() }
+}
+
+/// Readiness from Vector's API (`/health` on the `api` port).
+pub fn health_probe() -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some("/health".into()),
+            port: IntOrString::String("api".into()),
+            ..Default::default()
+        }),
+        initial_delay_seconds: Some(5),
+        period_seconds: Some(10),
+        failure_threshold: Some(3),
+        ..Default::default()
+    }
+}
