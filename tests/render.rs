@@ -5,15 +5,15 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::core::v1::Pod;
 use monitoring_operator::api::MonitoringServices;
 use monitoring_operator::discover::Settings;
 use monitoring_operator::render::{self, Child, Kind};
-use monitoring_operator::{api, model, vector};
+use monitoring_operator::{api, model};
 use serde_json::Value;
 
 mod support;
 use support::files::{example_files, examples, repo};
+use support::rendered::{children, vector_configs};
 
 /// The seed examples as checked into the repository (identical to ../shared/examples).
 fn seed_examples() -> Vec<(String, MonitoringServices)> {
@@ -23,81 +23,8 @@ fn seed_examples() -> Vec<(String, MonitoringServices)> {
     out
 }
 
-fn children(ms: &MonitoringServices) -> Vec<Child> {
-    // As `render -f` does: a referenced GreptimeDB is assumed at its default address.
-    let m = model::build(ms, &model::Dereferenced::assumed(ms)).expect("seed example is valid");
-    render::render(&m, None).unwrap().to_list().unwrap()
-}
-
-/// Pods on a node, as the discovery sidecar would see them: two scrape targets (one https with
-/// a path) and a debug pod.
-fn sample_pods() -> Vec<Pod> {
-    let pod = |ns: &str, name: &str, uid: &str, app: &str, ip: &str, ann: Value| -> Pod {
-        serde_json::from_value(serde_json::json!({
-            "metadata": {"name": name, "namespace": ns, "uid": uid, "labels": {"app": app}, "annotations": ann},
-            "spec": {"containers": [{"name": "c"}]},
-            "status": {"phase": "Running", "podIP": ip}
-        }))
-        .unwrap()
-    };
-    vec![
-        pod(
-            "workspace-prod",
-            "api-1",
-            "u1",
-            "api",
-            "10.0.0.7",
-            serde_json::json!({"prometheus.io/scrape": "true", "prometheus.io/port": "9100"}),
-        ),
-        pod(
-            "workspace-dev",
-            "db-0",
-            "u2",
-            "db",
-            "10.0.0.8",
-            serde_json::json!({"prometheus.io/scrape": "true", "prometheus.io/port": "8443", "prometheus.io/path": "/stats", "prometheus.io/scheme": "https"}),
-        ),
-        pod("workspace-prod", "debug-1", "u3", "debug", "10.0.0.9", serde_json::json!({})),
-    ]
-}
-
-/// Deep-merge `b` into `a` (how Vector combines several --config files).
-fn merge(a: &mut Value, b: Value) {
-    match (a, b) {
-        (Value::Object(a), Value::Object(b)) => {
-            for (k, v) in b {
-                merge(a.entry(k).or_insert(Value::Null), v);
-            }
-        }
-        (a, b) => *a = b,
-    }
-}
-
 fn names(children: &[Child]) -> BTreeSet<(Kind, String)> {
     children.iter().map(|c| (c.kind, c.name().to_string())).collect()
-}
-
-/// Every Vector config a pod would run: the logs config as is; the metrics config merged with
-/// the discovery sidecar's file, once with no targets (a fresh node) and once with some.
-fn vector_configs(children: &[Child]) -> Vec<(String, Value)> {
-    let mut out = Vec::new();
-    for c in children.iter().filter(|c| c.kind == Kind::ConfigMap) {
-        let data = &c.object.data["data"];
-        let base: Value = serde_norway::from_str(data["vector.yaml"].as_str().unwrap()).unwrap();
-        match data.get("discovery.json") {
-            None => out.push((c.name().to_string(), base)),
-            Some(settings) => {
-                let settings: Settings = serde_json::from_str(settings.as_str().unwrap()).unwrap();
-                for (label, pods) in [("no targets", vec![]), ("two targets", sample_pods())] {
-                    let fragment = vector::discovered(pods.iter(), &settings, "node-a").unwrap();
-                    let mut cfg = base.clone();
-                    merge(&mut cfg, serde_norway::from_str(&fragment).unwrap());
-                    out.push((format!("{} + {label}", c.name()), cfg));
-                }
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -518,4 +445,27 @@ fn custom_endpoint_keeps_the_region() {
         assert_eq!(s3["endpoint"], "https://us-east-1.linodeobjects.com", "{name}");
         assert_eq!(s3["region"], "us-east-1", "{name}");
     }
+}
+
+/// Archived objects say what they hold: NDJSON is `application/x-ndjson` named `.json.gz`, not
+/// Vector's default `text/x-log` `.log.gz`, so Athena, Spark and S3 Select recognise it.
+#[test]
+fn s3_objects_carry_the_content_type_and_extension_of_their_encoding() {
+    let mut sinks = 0;
+    for (_, ms) in seed_examples() {
+        for (name, cfg) in vector_configs(&children(&ms)) {
+            for sink in cfg["sinks"].as_object().unwrap().values().filter(|s| s["type"] == "aws_s3") {
+                sinks += 1;
+                assert_eq!(sink["encoding"]["codec"], "json", "{name}");
+                assert_eq!(sink["content_type"], "application/x-ndjson", "{name}");
+                assert_eq!(sink["filename_extension"], "json.gz", "{name}");
+            }
+        }
+    }
+    assert!(sinks >= 6);
+    use monitoring_operator::api::{Compression, EncodingCodec};
+    use monitoring_operator::vector::{content_type, filename_extension};
+    assert_eq!(filename_extension(EncodingCodec::Logfmt, Compression::Zstd), "log.zst");
+    assert_eq!(filename_extension(EncodingCodec::Json, Compression::None), "json");
+    assert_eq!(content_type(EncodingCodec::Text), "text/plain");
 }

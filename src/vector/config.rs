@@ -201,6 +201,8 @@ pub struct AwsS3 {
     pub auth: Option<BTreeMap<String, String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Healthcheck>,
+    pub content_type: String,
+    pub filename_extension: String,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]

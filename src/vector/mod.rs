@@ -102,7 +102,36 @@ pub fn s3_sink(inputs: Vec<String>, archive: &Archive, key_prefix: String) -> Si
         buffer: Buffer::Disk { max_size: MIN_DISK_BUFFER_BYTES, when_full: WhenFull::Block },
         auth: None,
         healthcheck: None,
+        content_type: content_type(archive.codec).into(),
+        filename_extension: filename_extension(archive.codec, archive.compression),
     }))
+}
+
+/// The object's `Content-Type` for the records' encoding (Vector's default, `text/x-log`, hides
+/// newline-delimited JSON from the tools that read the archive). Compression is the object's
+/// `Content-Encoding`, which Vector sets itself.
+pub fn content_type(codec: EncodingCodec) -> &'static str {
+    match codec {
+        EncodingCodec::Json => "application/x-ndjson",
+        EncodingCodec::Text | EncodingCodec::Logfmt => "text/plain",
+    }
+}
+
+/// The object-name extension for encoding and compression: `json.gz` for gzip NDJSON (what
+/// Athena, Spark and S3 Select recognise), `log` for text and logfmt lines.
+pub fn filename_extension(codec: EncodingCodec, compression: Compression) -> String {
+    let base = match codec {
+        EncodingCodec::Json => "json",
+        EncodingCodec::Text | EncodingCodec::Logfmt => "log",
+    };
+    let suffix = match compression {
+        Compression::None => "",
+        Compression::Gzip => ".gz",
+        Compression::Zstd => ".zst",
+        Compression::Zlib => ".zz",
+        Compression::Snappy => ".snappy",
+    };
+    format!("{base}{suffix}")
 }
 
 /// Buffer of a real-time (GreptimeDB) sink: bounded memory that drops the newest events when

@@ -30,6 +30,7 @@ static ENV: OnceLock<TestEnv> = OnceLock::new();
 static PROCESS: Mutex<Option<Child>> = Mutex::new(None);
 
 pub mod files;
+pub mod rendered;
 pub use files::repo;
 
 fn kubetestenv_bin() -> PathBuf {
