@@ -29,8 +29,10 @@ pub struct TestEnv {
 static ENV: OnceLock<TestEnv> = OnceLock::new();
 static PROCESS: Mutex<Option<Child>> = Mutex::new(None);
 
+pub mod datapath;
 pub mod files;
 pub mod rendered;
+pub mod vector_bin;
 pub use files::repo;
 
 fn kubetestenv_bin() -> PathBuf {

@@ -1,0 +1,194 @@
+//! The far ends of the data path for tests that run real Vector: moto's S3-compatible server
+//! (from PyPI, `scripts/moto.sh`), and Vector itself run the way a collector pod runs it, on
+//! an emulated node.
+//!
+//! The node's pod-log root: Vector's sources read `/var/log/pods` (kubernetes_logs has no
+//! option to move it, and the namespace-scoped file source's globs name it), so each Vector runs
+//! in a private mount namespace (`unshare -m`, we are root) with a test-owned directory bound
+//! over `/var/log`. Nothing on the machine's own `/var/log` is read or written.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::files::repo;
+
+/// A free loopback port (bound and released: good enough on a test machine).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn moto_bin() -> PathBuf {
+    let out = Command::new("bash").arg(repo().join("scripts/moto.sh")).stderr(Stdio::inherit()).output().unwrap();
+    assert!(out.status.success(), "scripts/moto.sh failed");
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+/// A moto S3 server on loopback, killed on drop.
+pub struct S3 {
+    child: Child,
+    pub port: u16,
+    bin: PathBuf,
+}
+
+impl S3 {
+    pub fn start() -> S3 {
+        let bin = moto_bin();
+        let port = free_port();
+        let child = Command::new(bin.join("moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let s3 = S3 { child, port, bin };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        s3
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn python(&self, script: &str, args: &[&str]) -> String {
+        let out = Command::new(self.bin.join("python"))
+            .arg("-c")
+            .arg(script)
+            .arg(self.endpoint())
+            .args(args)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "boto3: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn create_bucket(&self, bucket: &str) {
+        self.python(
+            "import sys, boto3\nboto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1').create_bucket(Bucket=sys.argv[2])",
+            &[bucket],
+        );
+    }
+
+    /// Every object of `bucket`: key, content type and its records (gunzipped NDJSON lines).
+    pub fn objects(&self, bucket: &str) -> Vec<Object> {
+        let script = r#"
+import sys, json, gzip, boto3
+s3 = boto3.client('s3', endpoint_url=sys.argv[1], region_name='us-east-1')
+out = []
+for page in s3.get_paginator('list_objects_v2').paginate(Bucket=sys.argv[2]):
+    for o in page.get('Contents', []):
+        obj = s3.get_object(Bucket=sys.argv[2], Key=o['Key'])
+        body = obj['Body'].read()
+        if obj.get('ContentEncoding') == 'gzip' or body[:2] == b'\x1f\x8b':
+            body = gzip.decompress(body)
+        out.append({'key': o['Key'], 'content_type': obj.get('ContentType'), 'content_encoding': obj.get('ContentEncoding'),
+                    'records': [json.loads(l) for l in body.decode().splitlines() if l.strip()]})
+print(json.dumps(out))
+"#;
+        serde_json::from_str(&self.python(script, &[bucket])).unwrap()
+    }
+
+    /// All records of `bucket`, once at least `want` arrived (or the timeout passed).
+    pub fn wait_records(&self, bucket: &str, want: usize, timeout: Duration) -> Vec<Object> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let objects = self.objects(bucket);
+            let n: usize = objects.iter().map(|o| o.records.len()).sum();
+            if n >= want || Instant::now() > deadline {
+                return objects;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(serde::Deserialize, Debug, Clone)]
+pub struct Object {
+    pub key: String,
+    pub content_type: Option<String>,
+    pub content_encoding: Option<String>,
+    pub records: Vec<Value>,
+}
+
+/// A Vector process on an emulated node, killed on drop; its log is kept for failures.
+pub struct Vector {
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Vector {
+    /// Run `bin` on `configs` (as the collector container does: several `--config`,
+    /// `--watch-config`) with `var_log` bound over `/var/log` in a private mount namespace.
+    pub fn start(bin: &Path, configs: &[PathBuf], var_log: &Path, env: &[(&str, &str)]) -> Vector {
+        let log = var_log.parent().unwrap().join("vector.log");
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg(r#"mount --bind "$0" /var/log && exec "$@""#)
+            .arg(var_log)
+            .arg(bin);
+        for c in configs {
+            cmd.arg("--config").arg(c);
+        }
+        cmd.arg("--watch-config")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("VECTOR_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Vector { child: cmd.spawn().unwrap(), log }
+    }
+
+    pub fn log_text(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.log) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Whether the process still runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Vector {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CRI log lines (`<time> <stream> F <message>`), as the kubelet writes them.
+pub fn cri_lines(messages: &[String]) -> String {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    messages.iter().map(|m| format!("{now} stdout F {m}\n")).collect()
+}
+
+/// Append `text` to `path`, creating it and its directory.
+pub fn append(path: &Path, text: &str) {
+    use std::io::Write;
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
+    f.write_all(text.as_bytes()).unwrap();
+}
