@@ -178,3 +178,106 @@ fn namespace_scoped_logs_arrive_exactly_once_in_s3() {
     drop(vector);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Cluster-wide collection (useClusterRole: true): Vector's kubernetes_logs source against the
+/// real apiserver (the node's pods are real Pod objects bound to the emulated node), the
+/// namespace and pod-label filters as API selectors. Same checks as the namespace-scoped mode.
+#[tokio::test]
+async fn cluster_wide_logs_arrive_exactly_once_in_s3() {
+    let Some(bin) = vector_bin::vector() else { return };
+    let client = support::env().client().await;
+    let ns = support::namespace(&client, "dp").await;
+    let skipped = support::namespace(&client, "dp-skip").await;
+    let node = support::create_nodes(&client, &ns, 1).await.remove(0);
+    let dir = std::env::temp_dir().join(format!("datapath-cluster-{}", std::process::id()));
+    let var_log = dir.join("var-log");
+    std::fs::create_dir_all(var_log.join("pods")).unwrap();
+    let s3 = S3::start();
+    s3.create_bucket(BUCKET);
+
+    let (mut base, settings) = logs_config(json!({
+        "workspace": "analytics", "tenant": "acme", "useClusterRole": true,
+        "vectorLogs": {"s3Bucket": BUCKET, "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+                       "s3Prefix": "archive", "batchTimeoutSecs": 1, "excludePodLabels": {"app": "debug"},
+                       "excludeNamespaces": [skipped.clone()]},
+        "vectorMetrics": {"enabled": false},
+    }));
+    assert!(settings.is_none(), "cluster-wide logs need no sidecar");
+    localise(&mut base, &dir);
+    // In a pod the in-cluster service account is used; here the test's kubeconfig.
+    base["sources"]["pod_logs"]["kube_config_file"] = json!(support::env().kubeconfig);
+    let base_file = dir.join("vector.yaml");
+    write_yaml(&base_file, &base);
+
+    let pods = |ns: &str| kube::Api::<Pod>::namespaced(client.clone(), ns);
+    let create = |ns: String, name: &'static str, labels: Value| {
+        let (api, node) = (pods(&ns), node.clone());
+        async move {
+            let p: Pod = serde_json::from_value(json!({
+                "metadata": {"name": name, "labels": labels},
+                "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}]}
+            }))
+            .unwrap();
+            api.create(&kube::api::PostParams::default(), &p).await.unwrap()
+        }
+    };
+    let api = create(ns.clone(), "api", json!({"app": "api"})).await;
+    let debug = create(ns.clone(), "debug", json!({"app": "debug"})).await;
+    let other = create(skipped.clone(), "web", json!({"app": "api"})).await;
+    append(&log_file(&var_log, &api), &cri_lines(&lines("api", 100)));
+    append(&log_file(&var_log, &debug), &cri_lines(&lines("debug", 20)));
+    append(&log_file(&var_log, &other), &cri_lines(&lines("other", 20)));
+
+    let mut vector = Vector::start(&bin, &[base_file], &var_log, &[("VECTOR_SELF_NODE_NAME", node.as_str())]);
+    let objects = s3.wait_records(BUCKET, 100, Duration::from_secs(90));
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+    assert_eq!(messages(&objects).len(), 100, "first lines:\n{}", vector.log_text());
+
+    let late = create(ns.clone(), "late", json!({"app": "worker"})).await;
+    append(&log_file(&var_log, &late), &cri_lines(&lines("late", 30)));
+    append(&log_file(&var_log, &api), &cri_lines(&lines("api-more", 50)));
+    let objects = s3.wait_records(BUCKET, 180, Duration::from_secs(90));
+
+    let seen = messages(&objects);
+    let mut want: Vec<String> = lines("api", 100);
+    want.extend(lines("late", 30));
+    want.extend(lines("api-more", 50));
+    let missing: Vec<&String> = want.iter().filter(|m| !seen.contains_key(*m)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines missing, e.g. {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        vector.log_text()
+    );
+    let twice: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "shipped more than once: {twice:?}");
+    assert_eq!(
+        seen.len(),
+        want.len(),
+        "unexpected lines: {:?}",
+        seen.keys().filter(|k| !want.contains(k)).collect::<Vec<_>>()
+    );
+    for o in &objects {
+        assert!(o.key.starts_with(&format!("archive/namespace={ns}/date=")), "{}", o.key);
+        assert!(o.key.ends_with(".json.gz"), "{}", o.key);
+        assert_eq!(o.content_type.as_deref(), Some("application/x-ndjson"), "{}", o.key);
+        for r in &o.records {
+            let k = &r["kubernetes"];
+            let pod = k["pod_name"].as_str().unwrap();
+            assert!(pod == "api" || pod == "late", "{r}");
+            assert_eq!(
+                (k["pod_namespace"].as_str(), k["container_name"].as_str()),
+                (Some(ns.as_str()), Some("app")),
+                "{r}"
+            );
+            assert_eq!(k["pod_node_name"].as_str(), Some(node.as_str()), "{r}");
+            assert_eq!((r["workspace"].as_str(), r["tenant"].as_str()), (Some("analytics"), Some("acme")), "{r}");
+            assert_eq!(r["stream"], "stdout", "{r}");
+            assert!(r["timestamp"].as_str().is_some_and(|t| t.starts_with("20")), "{r}");
+        }
+    }
+    drop(vector);
+    support::delete_nodes(&client, &[node]).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
