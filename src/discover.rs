@@ -154,24 +154,52 @@ pub fn target(pod: &Pod, s: &Settings) -> Option<Target> {
     Some(Target { url: format!("{scheme}://{host}:{port}{path}"), namespace: ns.into(), pod: name.into() })
 }
 
-/// Log directory globs of the pods whose logs a namespace-scoped collector reads: every pod of
-/// the node in scope and passing the label filters, whatever its phase (a finished pod's logs
-/// are still read until it is deleted), except the collectors themselves.
-pub fn log_globs<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> Vec<String> {
-    let mut out: Vec<String> = pods
+/// A pod whose log directory (`/var/log/pods/<dir>/<container>/N.log`) lies under a
+/// namespace-scoped collector's include glob, with what its records carry.
+#[derive(Serialize, Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct LogPod {
+    /// `<namespace>_<name>_<uid>`: the pod's directory under `/var/log/pods`.
+    pub dir: String,
+    /// Passes the pod-label filters (and is not a collector): its lines are shipped.
+    pub selected: bool,
+    pub ip: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Container name → image.
+    pub images: BTreeMap<String, String>,
+}
+
+/// Every pod of the node in a namespace-scoped collector's namespace, whatever its phase (a
+/// finished pod's logs are still read until it is deleted), sorted by directory: `selected`
+/// ones pass the label filters, the others (and the collectors themselves, labelled
+/// `vector.dev/exclude=true`) are left out.
+pub fn log_pods<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> Vec<LogPod> {
+    let mut out: Vec<LogPod> = pods
         .into_iter()
         .filter_map(|p| {
             let meta = &p.metadata;
             let (ns, name, uid) = (meta.namespace.as_deref()?, meta.name.as_deref()?, meta.uid.as_deref()?);
-            let empty = BTreeMap::new();
-            let labels = meta.labels.as_ref().unwrap_or(&empty);
+            if !s.namespace_allowed(ns) {
+                return None;
+            }
+            let labels = meta.labels.clone().unwrap_or_default();
             let own = labels.get("vector.dev/exclude").map(String::as_str) == Some("true");
-            (!own && s.namespace_allowed(ns) && s.labels_allowed(labels))
-                .then(|| format!("/var/log/pods/{ns}_{name}_{uid}/*/*.log"))
+            let images = p
+                .spec
+                .iter()
+                .flat_map(|spec| spec.containers.iter().chain(spec.init_containers.iter().flatten()))
+                .filter_map(|c| Some((c.name.clone(), c.image.clone()?)))
+                .collect();
+            Some(LogPod {
+                dir: format!("{ns}_{name}_{uid}"),
+                selected: !own && s.labels_allowed(&labels),
+                ip: p.status.as_ref().and_then(|st| st.pod_ip.clone()).filter(|ip| !ip.is_empty()),
+                labels,
+                images,
+            })
         })
         .collect();
     out.sort();
-    out.dedup();
+    out.dedup_by(|a, b| a.dir == b.dir);
     out
 }
 

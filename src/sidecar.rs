@@ -23,14 +23,14 @@ fn api(client: Client, s: &Settings) -> Api<Pod> {
     }
 }
 
-/// The watch only sees this node's pods that pass the label filters (and, for scraping,
-/// only Running ones).
+/// The watch sees only this node's pods. For scraping, only Running ones passing the label
+/// filters; for logs all of them, since the file source reads the namespace's directories and
+/// must know which pods the filters reject.
 fn selectors(node: &str, s: &Settings) -> (String, String) {
-    let fields = match s.mode {
-        Mode::Metrics => format!("spec.nodeName={node},status.phase=Running"),
-        Mode::Logs => format!("spec.nodeName={node}"),
-    };
-    (fields, s.label_selector())
+    match s.mode {
+        Mode::Metrics => (format!("spec.nodeName={node},status.phase=Running"), s.label_selector()),
+        Mode::Logs => (format!("spec.nodeName={node}"), String::new()),
+    }
 }
 
 /// Write `content` to `path` atomically (readers never see a partial file) when it differs

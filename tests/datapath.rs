@@ -27,8 +27,8 @@ const BUCKET: &str = "logs";
 fn pod(ns: &str, name: &str, uid: &str, labels: Value) -> Pod {
     serde_json::from_value(json!({
         "metadata": {"name": name, "namespace": ns, "uid": uid, "labels": labels},
-        "spec": {"nodeName": NODE, "containers": [{"name": "app"}]},
-        "status": {"phase": "Running"}
+        "spec": {"nodeName": NODE, "containers": [{"name": "app", "image": "busybox:1.36"}]},
+        "status": {"phase": "Running", "podIP": "10.1.0.7"}
     }))
     .unwrap()
 }
@@ -82,6 +82,26 @@ fn messages(objects: &[support::datapath::Object]) -> BTreeMap<String, usize> {
         }
     }
     out
+}
+
+/// The record layout both collection modes write (README, "Log records").
+fn assert_documented_layout(r: &Value) {
+    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    assert_eq!(keys(r), ["kubernetes", "message", "stream", "tenant", "timestamp", "workspace"], "{r}");
+    assert_eq!(
+        keys(&r["kubernetes"]),
+        [
+            "container_image",
+            "container_name",
+            "pod_ip",
+            "pod_labels",
+            "pod_name",
+            "pod_namespace",
+            "pod_node_name",
+            "pod_uid"
+        ],
+        "{r}"
+    );
 }
 
 fn lines(prefix: &str, n: usize) -> Vec<String> {
@@ -173,6 +193,11 @@ fn namespace_scoped_logs_arrive_exactly_once_in_s3() {
             assert_eq!(r["stream"], "stdout", "{r}");
             assert!(r["timestamp"].as_str().is_some_and(|t| t.starts_with("20")), "{r}");
             assert!(r["message"].as_str().is_some_and(|m| !m.contains(" stdout F ")), "CRI prefix left: {r}");
+            assert_documented_layout(r);
+            let labels = if pod == "api" { json!({"app": "api"}) } else { json!({"app": "worker"}) };
+            assert_eq!(k["pod_labels"], labels, "{r}");
+            assert_eq!((k["container_image"].as_str(), k["pod_ip"].as_str()), (Some("busybox:1.36"), Some("10.1.0.7")));
+            assert!(k["pod_uid"].as_str().is_some_and(|u| u == format!("uid-{pod}")), "{r}");
         }
     }
     drop(vector);
@@ -275,6 +300,10 @@ async fn cluster_wide_logs_arrive_exactly_once_in_s3() {
             assert_eq!((r["workspace"].as_str(), r["tenant"].as_str()), (Some("analytics"), Some("acme")), "{r}");
             assert_eq!(r["stream"], "stdout", "{r}");
             assert!(r["timestamp"].as_str().is_some_and(|t| t.starts_with("20")), "{r}");
+            assert_documented_layout(r);
+            let labels = if pod == "api" { json!({"app": "api"}) } else { json!({"app": "worker"}) };
+            assert_eq!(k["pod_labels"], labels, "{r}");
+            assert_eq!(k["container_image"], "busybox", "{r}");
         }
     }
     drop(vector);

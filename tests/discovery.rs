@@ -159,7 +159,8 @@ async fn namespace_scoped_logs_follow_label_filters() {
     let file = std::env::temp_dir().join(format!("logs-discovery-{ns}.yaml"));
     let (c, s2, n, f) = (client.clone(), s.clone(), node.clone(), file.clone());
     tokio::spawn(async move { sidecar::watch(c, &n, &s2, &f).await });
-    until(&file, "first file", |f| f.contains(".no-pods-selected")).await;
+    let include = format!("/var/log/pods/{ns}_*/*/*.log");
+    until(&file, "first file", |f| f.contains(&include) && f.contains("0 pod(s) selected")).await;
 
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
     let make = |name: &str, labels: serde_json::Value| {
@@ -180,11 +181,25 @@ async fn namespace_scoped_logs_follow_label_filters() {
     let api = pods.create(&PostParams::default(), &make("api", json!({"app": "api"}))).await.unwrap();
 
     let uid = api.metadata.uid.unwrap();
-    let want = format!("/var/log/pods/{ns}_api_{uid}/*/*.log");
-    until(&file, "the api pod's directory", |f| f.contains(&want)).await;
+    let want = format!(r#""{ns}_api_{uid}": {{"selected": true"#);
+    until(&file, "the api pod in the table", |f| f.contains(&want)).await;
     let text = read(&file);
-    assert!(!text.contains("_debug_") && !text.contains("_collector_") && !text.contains("elsewhere"), "{text}");
+    // The include glob is the namespace's, the rejected pods are excluded (and marked in the
+    // table, so lines read before the exclusion are dropped), other namespaces absent.
+    let fragment: serde_json::Value = serde_norway::from_str(&text).unwrap();
+    let src = &fragment["sources"]["pod_logs"];
+    assert_eq!(src["include"], json!([include]), "{text}");
+    let excluded: Vec<&str> = src["exclude"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(excluded.len(), 2, "{text}");
+    assert!(excluded.iter().any(|e| e.contains("_debug_")) && excluded.iter().any(|e| e.contains("_collector_")));
+    assert!(!text.contains("elsewhere") && !text.contains(&other), "{text}");
+    assert!(text.contains("\"images\": {\"app\": \"example/app\"}"), "{text}");
 
     pods.delete("api", &DeleteParams::default().grace_period(0)).await.unwrap();
     until(&file, "deleted pod dropped", |f| !f.contains(&want)).await;
+    assert_eq!(
+        serde_norway::from_str::<serde_json::Value>(&read(&file)).unwrap()["sources"]["pod_logs"],
+        *src,
+        "a selected pod going away changed the file source"
+    );
 }

@@ -216,14 +216,23 @@ fn prefixes_and_selectors_follow_the_spec() {
         src["extra_namespace_label_selector"],
         "kubernetes.io/metadata.name in (workspace-dev,workspace-staging,workspace-prod),kubernetes.io/metadata.name notin (kube-system)"
     );
-    // 4.4: namespace scope reads exactly the selected pods of its namespace: not the debug pod
-    // (excludePodLabels app=debug), not other namespaces.
+    // 4.4: namespace scope reads its own namespace's pod directories only, minus the debug pod
+    // (excludePodLabels app=debug); the source is the same whichever selected pods run, so a
+    // pod coming or going never rebuilds it (only the metadata remap changes).
     let ns = cfg_of("seed-4.4-0.yaml", "monitoring-vector-logs-config + two targets");
     let src = &ns["sources"]["pod_logs"];
     assert_eq!(src["type"], "file");
-    assert_eq!(src["include"], serde_json::json!(["/var/log/pods/workspace-prod_api-1_u1/*/*.log"]));
+    assert_eq!(src["include"], serde_json::json!(["/var/log/pods/workspace-prod_*/*/*.log"]));
+    assert_eq!(src["exclude"], serde_json::json!(["/var/log/pods/workspace-prod_debug-1_u3/*/*.log"]));
+    let meta = ns["transforms"]["pod_logs_meta"]["source"].as_str().unwrap();
+    assert!(
+        meta.contains(r#""workspace-prod_api-1_u1": {"selected": true, "ip": "10.0.0.7", "labels": {"app": "api"}"#),
+        "{meta}"
+    );
+    assert!(!meta.contains("db-0"), "another namespace's pod in the table: {meta}");
     let empty = cfg_of("seed-4.4-0.yaml", "monitoring-vector-logs-config + no targets");
-    assert!(empty["sources"]["pod_logs"]["include"][0].as_str().unwrap().contains(".no-pods-selected"));
+    assert_eq!(empty["sources"]["pod_logs"]["include"], src["include"]);
+    assert!(empty["sources"]["pod_logs"].get("exclude").is_none());
     // Identity stamped on every event.
     let vrl = logs["transforms"]["enrich"]["source"].as_str().unwrap();
     assert!(vrl.contains(".workspace = \"analytics-prod\"") && vrl.contains(".tenant = \"my-company\""));

@@ -4,13 +4,19 @@
 //! filters passed to the apiserver as selectors (excluded pods are never tailed).
 //! Namespace scope (`useClusterRole: false`) has no cluster-wide read access, which
 //! `kubernetes_logs` requires. There a discovery sidecar (the operator binary, with the
-//! namespace's Role) applies the namespace and pod-label filters to its node's pods and writes
-//! a `file` source over exactly those pods' directories
-//! (`/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`); the pod fields are derived
-//! from the path.
+//! namespace's Role) watches its node's pods and writes a `file` source over the namespace's
+//! pod directories (`/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log`) minus the pods
+//! the label filters reject, and a remap with the pods' metadata ([`discovered`]).
+//!
+//! Both modes then write the same documented record ([`RECORD`]): `timestamp`, `message`,
+//! `stream`, `kubernetes.{pod_namespace, pod_name, pod_uid, pod_ip, pod_labels, pod_node_name,
+//! container_name, container_image}`, `workspace`, `tenant`.
 
-use super::vrl::stamp_identity;
+use std::collections::BTreeMap;
+
+use super::vrl::{stamp_identity, vrl_string};
 use super::*;
+use crate::discover::{LogPod, Settings};
 use crate::model::{Collector, Model, Scope};
 
 /// Component IDs (stable: they name checkpoint and buffer directories on the node).
@@ -22,19 +28,18 @@ pub const GREPTIME_SINK: &str = "greptimedb_logs";
 
 pub fn config(m: &Model, logs: &Collector) -> Config {
     let mut cfg = base_config();
-    let enrich = match m.scope {
+    let input = match m.scope {
         Scope::Cluster => {
             cfg.sources.insert(SOURCE.into(), Source::KubernetesLogs(kubernetes_logs(logs)));
-            stamp_identity(&m.workspace, &m.tenant)
+            SOURCE
         }
-        Scope::Namespace => {
-            // The source itself is the discovery sidecar's file ([`discovered`]).
-            format!("{}{}", PARSE_POD_LOG_FILE, stamp_identity(&m.workspace, &m.tenant))
-        }
+        // The source and the pod metadata are the discovery sidecar's file ([`discovered`]).
+        Scope::Namespace => POD_META,
     };
+    let enrich = format!("{RECORD}{}", stamp_identity(&m.workspace, &m.tenant));
     cfg.transforms.insert(
         ENRICH.into(),
-        Transform::Remap(Remap { inputs: vec![SOURCE.into()], source: enrich, drop_on_error: false }),
+        Transform::Remap(Remap { inputs: vec![input.into()], source: enrich, drop_on_error: false }),
     );
     let prefix = key_prefix(&logs.archive, "namespace={{ kubernetes.pod_namespace }}/");
     cfg.sinks.insert(S3_SINK.into(), s3_sink(vec![ENRICH.into()], &logs.archive, prefix));
@@ -100,31 +105,71 @@ pub fn settings(m: &Model, logs: &Collector) -> crate::discover::Settings {
     }
 }
 
-/// Matches no file: a node without pods to read still gets a valid `file` source.
-const NO_PODS: &str = "/var/log/pods/.no-pods-selected-on-this-node/*.log";
+/// Component of the sidecar's file: the pod metadata of the namespace-scoped mode.
+pub const POD_META: &str = "pod_logs_meta";
 
-/// The sidecar's file for a namespace-scoped collector: a `file` source over exactly the
-/// selected pods' log directories. Read from the beginning, so a pod that appears between two
-/// reloads loses nothing.
-pub fn discovered(globs: &[String], node: &str) -> Result<String, serde_norway::Error> {
-    let include = if globs.is_empty() { vec![NO_PODS.to_string()] } else { globs.to_vec() };
+/// The sidecar's file for a namespace-scoped collector:
+/// - a `file` source over the namespace's pod directories on this node, minus the pods the
+///   label filters reject. Its include never changes, so a selected pod coming or going does
+///   not rebuild it (a rebuilt file source re-reads what it had read since its last checkpoint:
+///   duplicates on every pod start); read from the beginning, so a pod whose files appear
+///   before the sidecar names it loses nothing;
+/// - a remap with the pods' metadata (labels, IP, images), which also drops a rejected pod's
+///   lines read before its exclusion reached the source. Only this remap changes as pods come
+///   and go.
+pub fn discovered(pods: &[LogPod], s: &Settings, node: &str) -> Result<String, serde_norway::Error> {
+    let ns = s.namespace_scope.as_deref().unwrap_or_default();
+    let exclude = pods.iter().filter(|p| !p.selected).map(|p| format!("/var/log/pods/{}/*/*.log", p.dir)).collect();
     let fragment = Fragment {
-        sources: std::collections::BTreeMap::from([(
+        sources: BTreeMap::from([(
             SOURCE.to_string(),
             Source::File(FileSource {
-                include,
-                exclude: Vec::new(),
+                include: vec![format!("/var/log/pods/{ns}_*/*/*.log")],
+                exclude,
                 read_from: "beginning".into(),
                 glob_minimum_cooldown_ms: 5_000,
             }),
         )]),
-        transforms: Default::default(),
+        transforms: BTreeMap::from([(
+            POD_META.to_string(),
+            Transform::Remap(Remap {
+                inputs: vec![SOURCE.into()],
+                source: pod_meta_program(pods, node),
+                drop_on_error: false,
+            }),
+        )]),
     };
+    let selected = pods.iter().filter(|p| p.selected).count();
     Ok(format!(
-        "# Written by monitoring-operator discover for node {node}: {} pod(s). Do not edit.\n{}",
-        globs.len(),
+        "# Written by monitoring-operator discover for node {node}: {selected} pod(s) selected, {} left out. Do not edit.\n{}",
+        pods.len() - selected,
         fragment_yaml(&fragment)?
     ))
+}
+
+/// The pod table and the per-line program of the namespace-scoped mode. Cheap per line: the
+/// path and the CRI line are split on fixed separators (no regular expression), the pod's
+/// metadata is one table lookup.
+fn pod_meta_program(pods: &[LogPod], node: &str) -> String {
+    let entries: Vec<String> = pods
+        .iter()
+        .map(|p| {
+            let map = |m: &BTreeMap<String, String>| {
+                let kv: Vec<String> = m.iter().map(|(k, v)| format!("{}: {}", vrl_string(k), vrl_string(v))).collect();
+                format!("{{{}}}", kv.join(", "))
+            };
+            format!(
+                "  {}: {{\"selected\": {}, \"ip\": {}, \"labels\": {}, \"images\": {}}}",
+                vrl_string(&p.dir),
+                p.selected,
+                p.ip.as_deref().map(vrl_string).unwrap_or_else(|| "null".into()),
+                map(&p.labels),
+                map(&p.images),
+            )
+        })
+        .collect();
+    let table = if entries.is_empty() { "{}".to_string() } else { format!("{{\n{}\n}}", entries.join(",\n")) };
+    format!("pods = {table}\nnode = {}\n{PARSE_POD_LOG_LINE}", vrl_string(node))
 }
 
 /// One flat record per log line, the columns of the GreptimeDB log pipeline.
@@ -141,26 +186,58 @@ const FLATTEN: &str = r#". = {
 }
 "#;
 
-/// Parses the pod log path and the CRI (or Docker JSON) line format into the field layout
-/// `kubernetes_logs` produces (CRI partial lines are not merged).
-const PARSE_POD_LOG_FILE: &str = r#"path = parse_regex(string(.file) ?? "", r'^/var/log/pods/(?P<namespace>[^_]+)_(?P<pod>[^_]+)_(?P<uid>[^/]+)/(?P<container>[^/]+)/') ?? {}
-.kubernetes.pod_namespace = path.namespace
-.kubernetes.pod_name = path.pod
-.kubernetes.pod_uid = path.uid
-.kubernetes.container_name = path.container
-.kubernetes.pod_node_name = get_env_var("VECTOR_SELF_NODE_NAME") ?? null
+/// `/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log` and the CRI (or Docker JSON) line
+/// format into the `kubernetes_logs` field names (CRI partial lines are not merged). `pods` and
+/// `node` are set before it.
+const PARSE_POD_LOG_LINE: &str = r#"parts = split(string(.file) ?? "", "/")
+dir = string(parts[4]) ?? ""
+meta = object(get(pods, [dir]) ?? {}) ?? {}
+if meta.selected == false { abort }
+ids = split(dir, "_", limit: 3)
+container = string(parts[5]) ?? ""
+.kubernetes = {
+  "pod_namespace": ids[0],
+  "pod_name": ids[1],
+  "pod_uid": ids[2],
+  "pod_ip": meta.ip,
+  "pod_labels": meta.labels,
+  "pod_node_name": node,
+  "container_name": container,
+  "container_image": get(meta.images, [container]) ?? null
+}
 line = string(.message) ?? ""
-cri, cri_err = parse_regex(line, r'^(?P<time>\S+) (?P<stream>stdout|stderr) (?P<tag>[FP]) (?P<msg>.*)$')
-if cri_err == null {
-  .message = cri.msg
-  .stream = cri.stream
-  ts, ts_err = parse_timestamp(string(cri.time) ?? "", "%+")
+cri = split(line, " ", limit: 4)
+if length(cri) == 4 && (cri[1] == "stdout" || cri[1] == "stderr") {
+  .message = cri[3]
+  .stream = cri[1]
+  ts, ts_err = parse_timestamp(string(cri[0]) ?? "", "%+")
   if ts_err == null { .timestamp = ts }
 } else {
   docker, docker_err = parse_json(line)
   if docker_err == null && is_object(docker) {
-    .message = replace(string(docker.log) ?? "", r'\n$', "")
+    .message = replace(string(docker.log) ?? "", "\n", "")
     .stream = docker.stream
+  }
+}
+"#;
+
+/// The documented record, the same in both collection modes: exactly these fields, whatever
+/// the source added (kubernetes_logs adds annotations, namespace and node labels, container
+/// ids, `file`, `source_type`; the file source adds `file`, `host`, `source_type`).
+const RECORD: &str = r#"k = object(.kubernetes) ?? {}
+. = {
+  "timestamp": .timestamp,
+  "message": .message,
+  "stream": .stream,
+  "kubernetes": {
+    "pod_namespace": k.pod_namespace,
+    "pod_name": k.pod_name,
+    "pod_uid": k.pod_uid,
+    "pod_ip": k.pod_ip,
+    "pod_labels": k.pod_labels,
+    "pod_node_name": k.pod_node_name,
+    "container_name": k.container_name,
+    "container_image": k.container_image
   }
 }
 "#;

@@ -31,7 +31,7 @@ pub fn discovered<'a>(
 ) -> Result<String, serde_norway::Error> {
     match s.mode {
         Mode::Metrics => metrics::discovered(&discover::targets(pods, s), s, node),
-        Mode::Logs => logs::discovered(&discover::log_globs(pods, s), node),
+        Mode::Logs => logs::discovered(&discover::log_pods(pods, s), s, node),
     }
 }
 
