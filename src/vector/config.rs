@@ -37,6 +37,15 @@ pub enum Source {
     InternalMetrics(InternalMetrics),
     PrometheusScrape(PrometheusScrape),
     Opentelemetry(OtlpSource),
+    StaticMetrics(StaticMetrics),
+}
+
+/// A source of fixed metrics; with none it never emits (a placeholder that keeps a wildcard
+/// input matching something).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct StaticMetrics {
+    pub metrics: Vec<serde_json::Value>,
+    pub interval_secs: u64,
 }
 
 /// OTLP receiver (gRPC and HTTP).

@@ -15,8 +15,13 @@ use crate::discover::{Settings, Target};
 use crate::model::{MetricsCollector, Model, Scope};
 
 pub const SOURCE: &str = "pod_metrics";
-/// Output of the discovered labelling remap: what the base config consumes.
+/// Prefix of each target's labelling remap (`pod_metrics_labeled_<id>`); the base config consumes
+/// them all through the wildcard [`LABELED_ALL`].
 pub const LABELED: &str = "pod_metrics_labeled";
+pub const LABELED_ALL: &str = "pod_metrics_labeled_*";
+/// Matches the wildcard on a node without targets (Vector refuses a wildcard matching nothing);
+/// emits nothing.
+pub const LABELED_NONE: &str = "pod_metrics_labeled_none";
 pub const TO_LOG: &str = "metrics_to_logs";
 pub const ENRICH: &str = "enrich";
 pub const S3_SINK: &str = "s3_archive";
@@ -24,8 +29,12 @@ pub const GREPTIME_SINK: &str = "greptimedb_remote_write";
 
 pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
     let mut cfg = base_config();
+    cfg.sources.insert(
+        LABELED_NONE.into(),
+        Source::StaticMetrics(StaticMetrics { metrics: Vec::new(), interval_secs: 86_400 }),
+    );
     // S3 objects hold records, not metrics: convert before encoding.
-    cfg.transforms.insert(TO_LOG.into(), Transform::MetricToLog(MetricToLog { inputs: vec![LABELED.into()] }));
+    cfg.transforms.insert(TO_LOG.into(), Transform::MetricToLog(MetricToLog { inputs: vec![LABELED_ALL.into()] }));
     cfg.transforms.insert(
         ENRICH.into(),
         Transform::Remap(Remap {
@@ -40,7 +49,7 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
         cfg.sinks.insert(
             GREPTIME_SINK.into(),
             Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
-                inputs: vec![LABELED.into()],
+                inputs: vec![LABELED_ALL.into()],
                 endpoint: format!("http://{}/v1/prometheus/write?db={}", t.endpoint, t.database),
                 // Real-time copy: never allowed to stall the archive (see README, dual write).
                 buffer: realtime_buffer(),
@@ -72,30 +81,40 @@ pub fn settings(m: &Model, metrics: &MetricsCollector) -> Settings {
     }
 }
 
-/// The targets file for `node`. With no targets it is still valid: an empty endpoint list
-/// scrapes nothing, so Vector starts cleanly on a node without annotated pods.
+/// Stable component id of a target: the same URL always gets the same id.
+pub fn target_id(url: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(url.as_bytes())[..6])
+}
+
+/// The targets file for `node`: per target its own `prometheus_scrape` source
+/// (`pod_metrics_<id>`) and labelling remap (`pod_metrics_labeled_<id>`). A target coming or
+/// going adds or removes only its own components, so a reload never restarts (and re-scrapes
+/// at once) the other targets: each keeps its cadence. With no targets the file is empty of
+/// components and the base config's placeholder keeps its wildcard valid.
 pub fn discovered(targets: &[Target], s: &Settings, node: &str) -> Result<String, serde_norway::Error> {
-    let fragment = Fragment {
-        sources: BTreeMap::from([(
-            SOURCE.to_string(),
+    let mut sources = BTreeMap::new();
+    let mut transforms = BTreeMap::new();
+    for t in targets {
+        let id = target_id(&t.url);
+        let source = format!("{SOURCE}_{id}");
+        sources.insert(
+            source.clone(),
             Source::PrometheusScrape(PrometheusScrape {
-                endpoints: targets.iter().map(|t| t.url.clone()).collect(),
+                endpoints: vec![t.url.clone()],
                 scrape_interval_secs: s.scrape_interval_secs,
                 scrape_timeout_secs: s.scrape_timeout_secs as f64,
                 instance_tag: "instance".into(),
                 endpoint_tag: "endpoint".into(),
                 honor_labels: false,
             }),
-        )]),
-        transforms: BTreeMap::from([(
-            LABELED.to_string(),
-            Transform::Remap(Remap {
-                inputs: vec![SOURCE.into()],
-                source: label_program(targets, s, node),
-                drop_on_error: false,
-            }),
-        )]),
-    };
+        );
+        transforms.insert(
+            format!("{LABELED}_{id}"),
+            Transform::Remap(Remap { inputs: vec![source], source: label_program(t, s, node), drop_on_error: false }),
+        );
+    }
+    let fragment = Fragment { sources, transforms };
     Ok(format!(
         "# Written by monitoring-operator discover for node {node}: {} target(s). Do not edit.\n{}",
         targets.len(),
@@ -103,35 +122,22 @@ pub fn discovered(targets: &[Target], s: &Settings, node: &str) -> Result<String
     ))
 }
 
-/// Labels every sample with the pod it came from and the CR's identity. Our labels are set
+/// Labels every sample of target `t` with its pod and the CR's identity. Our labels are set
 /// last; a scraped label of the same name is kept as `exported_<name>` (Prometheus'
 /// honor_labels=false convention) instead of overwriting them.
-fn label_program(targets: &[Target], s: &Settings, node: &str) -> String {
-    let entries: Vec<String> = targets
-        .iter()
-        .map(|t| {
-            format!(
-                "  {}: {{\"namespace\": {}, \"pod\": {}}}",
-                vrl_string(&t.url),
-                vrl_string(&t.namespace),
-                vrl_string(&t.pod)
-            )
-        })
-        .collect();
-    let table = if entries.is_empty() { "{}".to_string() } else { format!("{{\n{}\n}}", entries.join(",\n")) };
-    let mut out = format!(
-        "targets = {table}\nendpoint = string(.tags.endpoint) ?? \"\"\ntarget = object(get(targets, [endpoint]) ?? {{}}) ?? {{}}\n"
-    );
+fn label_program(t: &Target, s: &Settings, node: &str) -> String {
+    let mut out = String::new();
     for tag in ["namespace", "pod", "node", "workspace", "tenant"] {
         out.push_str(&format!("if exists(.tags.{tag}) {{ .tags.exported_{tag} = .tags.{tag} }}\n"));
     }
-    out.push_str("if exists(target.namespace) { .tags.namespace = string(target.namespace) ?? \"\" } else { del(.tags.namespace) }\n");
-    out.push_str("if exists(target.pod) { .tags.pod = string(target.pod) ?? \"\" } else { del(.tags.pod) }\n");
-    out.push_str(&format!(".tags.node = {}\n", vrl_string(node)));
-    out.push_str(&format!(
-        ".tags.workspace = {}\n.tags.tenant = {}\n",
-        vrl_string(&s.workspace),
-        vrl_string(&s.tenant)
-    ));
+    for (tag, value) in [
+        ("namespace", t.namespace.as_str()),
+        ("pod", &t.pod),
+        ("node", node),
+        ("workspace", &s.workspace),
+        ("tenant", &s.tenant),
+    ] {
+        out.push_str(&format!(".tags.{tag} = {}\n", vrl_string(value)));
+    }
     out
 }
