@@ -18,7 +18,7 @@ use monitoring_operator::{model, render, vector};
 use serde_json::{Value, json};
 
 mod support;
-use support::datapath::{S3, Vector, append, cri_lines, free_port};
+use support::datapath::{Prometheus, S3, Target, Vector, append, cri_lines, free_port};
 use support::vector_bin;
 
 const NODE: &str = "node-a";
@@ -46,14 +46,18 @@ fn log_file(var_log: &Path, p: &Pod) -> PathBuf {
 /// The logs collector's ConfigMap for `spec` in namespace `ws`: (vector.yaml as JSON,
 /// discovery settings when namespace-scoped).
 fn logs_config(spec: Value) -> (Value, Option<Settings>) {
+    collector_config(spec, "mon-vector-logs-config", &model::Dereferenced::default())
+}
+
+fn collector_config(spec: Value, cm: &str, deref: &model::Dereferenced) -> (Value, Option<Settings>) {
     let ms: MonitoringServices = serde_json::from_value(json!({
         "apiVersion": "e6data.io/v1alpha2", "kind": "MonitoringServices",
         "metadata": {"name": "mon", "namespace": "ws", "uid": "u"}, "spec": spec,
     }))
     .unwrap();
-    let m = model::build(&ms, &model::Dereferenced::default()).unwrap();
+    let m = model::build(&ms, deref).unwrap();
     let children = render::render(&m, None).unwrap().to_list().unwrap();
-    let cm = children.iter().find(|c| c.kind == Kind::ConfigMap && c.name() == "mon-vector-logs-config").unwrap();
+    let cm = children.iter().find(|c| c.kind == Kind::ConfigMap && c.name() == cm).unwrap();
     let data = &cm.object.data["data"];
     let cfg: Value = serde_norway::from_str(data["vector.yaml"].as_str().unwrap()).unwrap();
     let settings = data.get("discovery.json").map(|s| serde_json::from_str(s.as_str().unwrap()).unwrap());
@@ -308,5 +312,129 @@ async fn cluster_wide_logs_arrive_exactly_once_in_s3() {
     }
     drop(vector);
     support::delete_nodes(&client, &[node]).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+fn scrape_pod(name: &str, port: u16) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "ws", "uid": format!("uid-{name}"),
+                     "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": port.to_string()}},
+        "spec": {"nodeName": NODE, "containers": [{"name": "app"}]},
+        "status": {"phase": "Running", "podIP": "127.0.0.1"}
+    }))
+    .unwrap()
+}
+
+/// Metrics: the annotated pods of the node are scraped, every series arrives in the S3 archive
+/// and in a real Prometheus (remote write) labelled with namespace, pod, node, workspace and
+/// tenant (a scraped `namespace` label kept as `exported_namespace`); and a steady target keeps
+/// its cadence while other targets come and go (each target has its own scrape source).
+#[test]
+fn metrics_are_scraped_at_their_cadence_and_arrive_labelled() {
+    let Some(bin) = vector_bin::vector() else { return };
+    let dir = std::env::temp_dir().join(format!("datapath-metrics-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("var-log")).unwrap();
+    let s3 = S3::start();
+    s3.create_bucket("metrics");
+    let prometheus = Prometheus::start(&dir);
+    let interval = 4.0;
+    let deref = model::Dereferenced {
+        greptime: Some(model::GreptimeLookup::Found {
+            endpoint: format!("127.0.0.1:{}", prometheus.port),
+            phase: Some("Running".into()),
+            pipeline: model::PipelineCheck::NotChecked,
+        }),
+        ..Default::default()
+    };
+    let (mut base, settings) = collector_config(
+        json!({
+            "workspace": "analytics", "tenant": "acme",
+            "vectorLogs": {"enabled": false},
+            "vectorMetrics": {"s3Bucket": "metrics", "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+                              "batchTimeoutSecs": 1, "scrapeInterval": interval as i64, "scrapeTimeout": 2},
+            "greptimeRef": {"name": "g", "logsEnabled": false},
+        }),
+        "mon-vector-metrics-config",
+        &deref,
+    );
+    let settings = settings.unwrap();
+    localise(&mut base, &dir);
+    // GreptimeDB speaks Prometheus remote write under its own path; the real receiver here is
+    // Prometheus, at /api/v1/write.
+    let rw = &mut base["sinks"]["greptimedb_remote_write"];
+    rw["endpoint"] = json!(format!("http://127.0.0.1:{}/api/v1/write", prometheus.port));
+    rw["healthcheck"]["enabled"] = json!(false);
+    let base_file = dir.join("vector.yaml");
+    write_yaml(&base_file, &base);
+
+    let steady = Target::start("steady_requests_total");
+    let steady_pod = scrape_pod("steady", steady.port);
+    let targets = dir.join("targets.yaml");
+    std::fs::write(&targets, vector::discovered([&steady_pod], &settings, NODE).unwrap()).unwrap();
+    let mut vector =
+        Vector::start(&bin, &[base_file, targets.clone()], &dir.join("var-log"), &[("VECTOR_SELF_NODE_NAME", NODE)]);
+
+    // Churn: a target comes every 2 s (faster than the scrape interval), six times.
+    let mut others = Vec::new();
+    let mut pods = vec![steady_pod];
+    for i in 0..6 {
+        std::thread::sleep(Duration::from_secs(2)); // the churn's pace, not a synchronisation
+        let t = Target::start(&format!("churn_{i}_total"));
+        pods.push(scrape_pod(&format!("churn-{i}"), t.port));
+        others.push(t);
+        std::fs::write(&targets, vector::discovered(pods.iter(), &settings, NODE).unwrap()).unwrap();
+    }
+    let objects = s3.wait_records("metrics", 1, Duration::from_secs(30));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while steady.intervals().len() < 4 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+
+    let intervals = steady.intervals();
+    eprintln!("steady target's scrape intervals under churn (interval {interval}s): {intervals:?}");
+    assert!(intervals.len() >= 4, "steady target scraped {} times:\n{}", intervals.len() + 1, vector.log_text());
+    for gap in &intervals {
+        assert!(
+            (gap - interval).abs() <= 0.25 * interval,
+            "steady target re-scraped after {gap:.2}s (interval {interval}s): {intervals:?}"
+        );
+    }
+    assert!(others.iter().all(|t| !t.scrapes.lock().unwrap().is_empty()), "a new target was never scraped");
+
+    // The archive: metric records with our labels.
+    let records: Vec<&Value> = objects.iter().flat_map(|o| &o.records).collect();
+    let steady_rec = records.iter().find(|r| r["name"] == "steady_requests_total").expect("steady series archived");
+    let tags = &steady_rec["tags"];
+    assert_eq!(
+        (tags["namespace"].as_str(), tags["pod"].as_str(), tags["node"].as_str()),
+        (Some("ws"), Some("steady"), Some(NODE)),
+        "{steady_rec}"
+    );
+    assert_eq!((tags["workspace"].as_str(), tags["tenant"].as_str()), (Some("analytics"), Some("acme")));
+    assert_eq!(tags["exported_namespace"], "theirs", "{steady_rec}");
+    assert!(objects.iter().all(|o| o.key.starts_with("vector-metrics-v1/date=") && o.key.ends_with(".json.gz")));
+
+    // The real-time copy, as Prometheus stored it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let series = loop {
+        let s = prometheus.query("steady_requests_total");
+        if !s.is_empty() || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let labels = &series.first().expect("steady series in Prometheus")["metric"];
+    assert_eq!(
+        (labels["namespace"].as_str(), labels["pod"].as_str(), labels["node"].as_str()),
+        (Some("ws"), Some("steady"), Some(NODE)),
+        "{labels}"
+    );
+    assert_eq!(
+        (labels["workspace"].as_str(), labels["tenant"].as_str()),
+        (Some("analytics"), Some("acme")),
+        "{labels}"
+    );
+    drop(vector);
     std::fs::remove_dir_all(&dir).ok();
 }

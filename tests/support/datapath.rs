@@ -192,3 +192,94 @@ pub fn append(path: &Path, text: &str) {
     let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).unwrap();
     f.write_all(text.as_bytes()).unwrap();
 }
+
+/// A Prometheus target on loopback serving one counter, recording when it was scraped.
+pub struct Target {
+    pub port: u16,
+    pub scrapes: std::sync::Arc<std::sync::Mutex<Vec<Instant>>>,
+}
+
+impl Target {
+    pub fn start(metric: &str) -> Target {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let scrapes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (log, metric) = (scrapes.clone(), metric.to_string());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                log.lock().unwrap().push(Instant::now());
+                let body = format!("# TYPE {metric} counter\n{metric}{{namespace=\"theirs\"}} 42\n");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        Target { port, scrapes }
+    }
+
+    /// Seconds between consecutive scrapes so far.
+    pub fn intervals(&self) -> Vec<f64> {
+        let s = self.scrapes.lock().unwrap();
+        s.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect()
+    }
+}
+
+/// Debian's Prometheus (`scripts/promtool.sh` installs the package) as a remote-write receiver
+/// on loopback, killed on drop.
+pub struct Prometheus {
+    child: Child,
+    pub port: u16,
+}
+
+impl Prometheus {
+    pub fn start(dir: &Path) -> Prometheus {
+        let out = Command::new("bash").arg(repo().join("scripts/promtool.sh")).output().unwrap();
+        assert!(out.status.success(), "scripts/promtool.sh: {}", String::from_utf8_lossy(&out.stderr));
+        let port = free_port();
+        let cfg = dir.join("prometheus.yml");
+        std::fs::write(&cfg, "global: {}\n").unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.join("tsdb").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .arg("--web.enable-remote-write-receiver")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("prometheus.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "prometheus did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Prometheus { child, port }
+    }
+
+    /// The series of an instant query, as the HTTP API returns them.
+    pub fn query(&self, q: &str) -> Vec<Value> {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        use std::io::Write;
+        let q: String = q
+            .bytes()
+            .map(|b| if b.is_ascii_alphanumeric() || b == b'_' { (b as char).to_string() } else { format!("%{b:02X}") })
+            .collect();
+        write!(stream, "GET /api/v1/query?query={q} HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+        let mut resp = String::new();
+        stream.read_to_string(&mut resp).unwrap();
+        let body = resp.split("\r\n\r\n").nth(1).unwrap_or_default();
+        let v: Value = serde_json::from_str(body).unwrap_or_default();
+        v["data"]["result"].as_array().cloned().unwrap_or_default()
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
