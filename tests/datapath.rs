@@ -438,3 +438,98 @@ fn metrics_are_scraped_at_their_cadence_and_arrive_labelled() {
     drop(vector);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Events `component` received so far, from the Vector's own Prometheus exporter at `addr`.
+fn received(addr: &str, component: &str) -> u64 {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return 0 };
+    let _ = write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.lines()
+        .filter(|l| l.starts_with("vector_component_received_events_total{"))
+        .filter(|l| l.contains(&format!("component_id=\"{component}\"")))
+        // `name{labels} value [timestamp]`
+        .filter_map(|l| l.rsplit_once('}')?.1.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Benchmark, not a test (`cargo test --test datapath -- --ignored --nocapture`): the
+/// namespace-scoped logs pipeline (the sidecar's file source and pod_logs_meta remap, then the
+/// RECORD/identity remap) against bare Vector (file → blackhole, no parsing: the ceiling) on
+/// the same 1,000,000 CRI lines, alternating, median of 3. Prints the figures and the ratio.
+#[test]
+#[ignore]
+fn bench_namespace_scoped_logs_pipeline_throughput() {
+    let Some(bin) = vector_bin::vector() else { return };
+    const LINES: usize = 1_000_000;
+    let dir = std::env::temp_dir().join(format!("datapath-bench-{}", std::process::id()));
+    let var_log = dir.join("var-log");
+    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
+    let file = log_file(&var_log, &api);
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let mut text = String::with_capacity(LINES * 90);
+    for i in 0..LINES {
+        text.push_str(&format!("{now} stdout F GET /api/v1/items/{i} 200 0.0042s user=alice trace=abcdef0123456789\n"));
+    }
+    std::fs::write(&file, text).unwrap();
+
+    let (mut pipeline, settings) = logs_config(json!({
+        "workspace": "analytics", "tenant": "acme",
+        "vectorLogs": {"s3Bucket": "b", "s3Region": "us-east-1"}, "vectorMetrics": {"enabled": false},
+    }));
+    let settings = settings.unwrap();
+    // Same input, same output stage: the archive replaced by a blackhole after the remaps.
+    pipeline["sinks"].as_object_mut().unwrap().remove("s3_archive");
+    pipeline["sinks"]["bench_sink"] = json!({"type": "blackhole", "inputs": ["enrich"]});
+    let fragment: Value = serde_norway::from_str(&vector::discovered([&api], &settings, NODE).unwrap()).unwrap();
+    let mut bare = json!({"sources": {"pod_logs": fragment["sources"]["pod_logs"].clone(),
+        "vector_internal_metrics": pipeline["sources"]["vector_internal_metrics"].clone()},
+        "sinks": {"bench_sink": {"type": "blackhole", "inputs": ["pod_logs"]},
+                  "vector_metrics_exporter": pipeline["sinks"]["vector_metrics_exporter"].clone()}});
+    let mut run = |name: &str, configs: Vec<Value>| -> f64 {
+        let run_dir = dir.join(format!("{name}-{}", free_port()));
+        std::fs::create_dir_all(&run_dir).unwrap();
+        let mut files = Vec::new();
+        for (i, mut c) in configs.into_iter().enumerate() {
+            if i == 0 {
+                localise(&mut c, &run_dir);
+            }
+            let f = run_dir.join(format!("{i}.yaml"));
+            write_yaml(&f, &c);
+            files.push((f, c));
+        }
+        let addr = files[0].1["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
+        let paths: Vec<PathBuf> = files.iter().map(|(f, _)| f.clone()).collect();
+        let start = std::time::Instant::now();
+        let mut v = Vector::start(&bin, &paths, &var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+        while received(&addr, "bench_sink") < LINES as u64 {
+            assert!(v.running(), "{}", v.log_text());
+            assert!(start.elapsed() < Duration::from_secs(600), "{name}: stuck");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let took = start.elapsed().as_secs_f64();
+        eprintln!("{name}: {} events in {took:.2}s", received(&addr, "bench_sink"));
+        took
+    };
+    let mut bare_t = Vec::new();
+    let mut pipe_t = Vec::new();
+    for _ in 0..3 {
+        bare_t.push(run("bare", vec![bare.clone()]));
+        pipe_t.push(run("pipeline", vec![pipeline.clone(), fragment.clone()]));
+    }
+    bare["_"] = json!(null);
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[1]
+    };
+    let (b, p) = (median(&mut bare_t), median(&mut pipe_t));
+    eprintln!(
+        "1,000,000 CRI lines, median of 3 (startup included): bare file->blackhole {b:.2}s ({:.0} lines/s), namespace-scoped pipeline {p:.2}s ({:.0} lines/s); pipeline/bare throughput {:.2}",
+        LINES as f64 / b,
+        LINES as f64 / p,
+        b / p
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -36,7 +36,9 @@ pub fn config(m: &Model, logs: &Collector) -> Config {
         // The source and the pod metadata are the discovery sidecar's file ([`discovered`]).
         Scope::Namespace => POD_META,
     };
-    let enrich = format!("{RECORD}{}", stamp_identity(&m.workspace, &m.tenant));
+    // The namespace-scoped mode's remap already builds the record (one object per line, not two).
+    let record = if m.scope == Scope::Cluster { RECORD } else { "" };
+    let enrich = format!("{record}{}", stamp_identity(&m.workspace, &m.tenant));
     cfg.transforms.insert(
         ENRICH.into(),
         Transform::Remap(Remap { inputs: vec![input.into()], source: enrich, drop_on_error: false }),
@@ -187,36 +189,43 @@ const FLATTEN: &str = r#". = {
 "#;
 
 /// `/var/log/pods/<namespace>_<pod>_<uid>/<container>/N.log` and the CRI (or Docker JSON) line
-/// format into the `kubernetes_logs` field names (CRI partial lines are not merged). `pods` and
-/// `node` are set before it.
+/// format straight into the documented record ([`RECORD`]'s fields; CRI partial lines are not
+/// merged). `pods` and `node` are set before it.
 const PARSE_POD_LOG_LINE: &str = r#"parts = split(string(.file) ?? "", "/")
 dir = string(parts[4]) ?? ""
 meta = object(get(pods, [dir]) ?? {}) ?? {}
 if meta.selected == false { abort }
 ids = split(dir, "_", limit: 3)
 container = string(parts[5]) ?? ""
-.kubernetes = {
-  "pod_namespace": ids[0],
-  "pod_name": ids[1],
-  "pod_uid": ids[2],
-  "pod_ip": meta.ip,
-  "pod_labels": meta.labels,
-  "pod_node_name": node,
-  "container_name": container,
-  "container_image": get(meta.images, [container]) ?? null
-}
 line = string(.message) ?? ""
+message = line
+stream = null
+ts = .timestamp
 cri = split(line, " ", limit: 4)
 if length(cri) == 4 && (cri[1] == "stdout" || cri[1] == "stderr") {
-  .message = cri[3]
-  .stream = cri[1]
-  ts, ts_err = parse_timestamp(string(cri[0]) ?? "", "%+")
-  if ts_err == null { .timestamp = ts }
+  message = cri[3]
+  stream = cri[1]
+  ts = parse_timestamp(string(cri[0]) ?? "", "%+") ?? .timestamp
 } else {
   docker, docker_err = parse_json(line)
   if docker_err == null && is_object(docker) {
-    .message = replace(string(docker.log) ?? "", "\n", "")
-    .stream = docker.stream
+    message = replace(string(docker.log) ?? "", "\n", "")
+    stream = docker.stream
+  }
+}
+. = {
+  "timestamp": ts,
+  "message": message,
+  "stream": stream,
+  "kubernetes": {
+    "pod_namespace": ids[0],
+    "pod_name": ids[1],
+    "pod_uid": ids[2],
+    "pod_ip": meta.ip,
+    "pod_labels": meta.labels,
+    "pod_node_name": node,
+    "container_name": container,
+    "container_image": get(meta.images, [container]) ?? null
   }
 }
 "#;
