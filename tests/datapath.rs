@@ -484,11 +484,11 @@ fn bench_namespace_scoped_logs_pipeline_throughput() {
     pipeline["sinks"].as_object_mut().unwrap().remove("s3_archive");
     pipeline["sinks"]["bench_sink"] = json!({"type": "blackhole", "inputs": ["enrich"]});
     let fragment: Value = serde_norway::from_str(&vector::discovered([&api], &settings, NODE).unwrap()).unwrap();
-    let mut bare = json!({"sources": {"pod_logs": fragment["sources"]["pod_logs"].clone(),
+    let bare = json!({"sources": {"pod_logs": fragment["sources"]["pod_logs"].clone(),
         "vector_internal_metrics": pipeline["sources"]["vector_internal_metrics"].clone()},
         "sinks": {"bench_sink": {"type": "blackhole", "inputs": ["pod_logs"]},
                   "vector_metrics_exporter": pipeline["sinks"]["vector_metrics_exporter"].clone()}});
-    let mut run = |name: &str, configs: Vec<Value>| -> f64 {
+    let run = |name: &str, configs: Vec<Value>| -> f64 {
         let run_dir = dir.join(format!("{name}-{}", free_port()));
         std::fs::create_dir_all(&run_dir).unwrap();
         let mut files = Vec::new();
@@ -519,7 +519,6 @@ fn bench_namespace_scoped_logs_pipeline_throughput() {
         bare_t.push(run("bare", vec![bare.clone()]));
         pipe_t.push(run("pipeline", vec![pipeline.clone(), fragment.clone()]));
     }
-    bare["_"] = json!(null);
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
         v[1]
