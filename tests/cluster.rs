@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::{Client, ResourceExt};
@@ -305,13 +305,7 @@ async fn daemonset_readiness_drives_phase_and_ready() {
     let client = env().client().await;
     let ns = namespace(&client, "ready").await;
     start_controller(&ns).await;
-    let nodes = Api::<Node>::all(client.clone());
-    for i in 0..2 {
-        let node = json!({"apiVersion": "v1", "kind": "Node",
-            "metadata": {"name": format!("{ns}-node-{i}"), "labels": {"pool": ns.clone()}},
-            "spec": {"providerID": format!("aws:///us-east-1a/i-{ns}-{i}")}});
-        nodes.create(&PostParams::default(), &serde_json::from_value(node).unwrap()).await.unwrap();
-    }
+    let nodes = create_nodes(&client, &ns, 2).await;
     let mut spec = basic_spec();
     spec["nodeSelector"] = json!({"pool": ns.clone()});
     create(&client, &ns, ms_json("mon", spec)).await.unwrap();
@@ -323,18 +317,7 @@ async fn daemonset_readiness_drives_phase_and_ready() {
     assert!(!ms.status.as_ref().unwrap().ready);
 
     for sel in ["app.kubernetes.io/name=vector-logs", "app.kubernetes.io/name=vector-metrics"] {
-        eventually("pods created", SHORT, || async {
-            (Api::<Pod>::namespaced(client.clone(), &ns)
-                .list(&ListParams::default().labels(sel))
-                .await
-                .unwrap()
-                .items
-                .len()
-                == 2)
-                .then_some(())
-        })
-        .await;
-        assert_eq!(support::set_pods_ready(&client, &ns, sel, true, 2).await, 2);
+        all_pods_ready(&client, &ns, sel, 2).await;
     }
     let ms = wait_status(&client, &ns, "mon", "Running", |m| phase(m) == Some(Phase::Running)).await;
     let st = ms.status.unwrap();
@@ -366,9 +349,7 @@ async fn daemonset_readiness_drives_phase_and_ready() {
         "jsonpath={.items[*].reason}",
     ]);
     assert!(events.contains("Running") && events.contains("Degraded"), "{events}");
-    for i in 0..2 {
-        nodes.delete(&format!("{ns}-node-{i}"), &DeleteParams::default()).await.unwrap();
-    }
+    delete_nodes(&client, &nodes).await;
 }
 
 #[tokio::test]
