@@ -18,7 +18,7 @@ use monitoring_operator::{model, render, vector};
 use serde_json::{Value, json};
 
 mod support;
-use support::datapath::{Prometheus, S3, Target, Vector, append, cri_lines, free_port};
+use support::datapath::{Prometheus, Proxy, S3, Target, Vector, append, cri_lines, free_port};
 use support::vector_bin;
 
 const NODE: &str = "node-a";
@@ -530,5 +530,67 @@ fn bench_namespace_scoped_logs_pipeline_throughput() {
         LINES as f64 / p,
         b / p
     );
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// The archive is the durable copy: with S3 down while lines keep coming, nothing is lost once
+/// it is back (the disk buffer blocks, the sink retries). S3 is reached through a proxy that
+/// drops every connection during the outage (moto keeps its state in memory, so stopping it
+/// would also lose the bucket). The outage lasts 20 s here, not a minute, to keep CI short;
+/// what matters is that uploads fail and are retried.
+#[test]
+fn an_s3_outage_loses_nothing() {
+    let Some(bin) = vector_bin::vector() else { return };
+    let dir = std::env::temp_dir().join(format!("datapath-outage-{}", std::process::id()));
+    let var_log = dir.join("var-log");
+    std::fs::create_dir_all(var_log.join("pods")).unwrap();
+    let s3 = S3::start();
+    s3.create_bucket(BUCKET);
+    let proxy = Proxy::start(s3.port);
+    let (mut base, settings) = logs_config(json!({
+        "workspace": "analytics", "tenant": "acme",
+        "vectorLogs": {"s3Bucket": BUCKET, "s3Region": "us-east-1", "s3Endpoint": format!("http://127.0.0.1:{}", proxy.port),
+                       "s3Prefix": "archive", "batchTimeoutSecs": 1},
+        "vectorMetrics": {"enabled": false},
+    }));
+    localise(&mut base, &dir);
+    let base_file = dir.join("vector.yaml");
+    write_yaml(&base_file, &base);
+    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
+    let file = log_file(&var_log, &api);
+    append(&file, &cri_lines(&lines("before", 50)));
+    let targets = dir.join("targets.yaml");
+    std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
+    let mut vector = Vector::start(&bin, &[base_file, targets], &var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    let before = messages(&s3.wait_records(BUCKET, 50, Duration::from_secs(60)));
+    assert_eq!(before.len(), 50, "{}", vector.log_text());
+
+    proxy.set_up(false);
+    for i in 0..20 {
+        // The pace of the application writing, not a synchronisation.
+        append(&file, &cri_lines(&lines(&format!("during-{i:02}"), 10)));
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let during: usize = s3.objects(BUCKET).iter().map(|o| o.records.len()).sum();
+    assert_eq!(during, 50, "records got through the outage: the proxy did not cut S3 off");
+    proxy.set_up(true);
+    append(&file, &cri_lines(&lines("after", 50)));
+    let after = messages(&s3.wait_records(BUCKET, 300, Duration::from_secs(120)));
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+    let mut want = Vec::new();
+    for i in 0..20 {
+        want.extend(lines(&format!("during-{i:02}"), 10));
+    }
+    want.extend(lines("after", 50));
+    let lost: Vec<&String> = want.iter().filter(|m| !after.contains_key(*m)).collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} lines lost, e.g. {:?}\n{}",
+        lost.len(),
+        want.len(),
+        &lost[..lost.len().min(5)],
+        vector.log_text()
+    );
+    drop(vector);
     std::fs::remove_dir_all(&dir).ok();
 }

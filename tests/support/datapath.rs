@@ -39,19 +39,23 @@ impl S3 {
     pub fn start() -> S3 {
         let bin = moto_bin();
         let port = free_port();
+        let child = Self::spawn(&bin, port);
+        S3 { child, port, bin }
+    }
+
+    fn spawn(bin: &Path, port: u16) -> Child {
         let child = Command::new(bin.join("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let s3 = S3 { child, port, bin };
         let deadline = Instant::now() + Duration::from_secs(60);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "moto_server did not listen on {port}");
             std::thread::sleep(Duration::from_millis(100));
         }
-        s3
+        child
     }
 
     pub fn endpoint(&self) -> String {
@@ -281,5 +285,61 @@ impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A TCP proxy on loopback in front of a server, that can be switched off: while off it drops
+/// every connection at once (what a client sees of an unreachable service), and the server
+/// behind it keeps its state.
+pub struct Proxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let flag = up.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                if !flag.load(Ordering::SeqCst) {
+                    let _ = client.shutdown(std::net::Shutdown::Both);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (f1, f2) = (flag.clone(), flag.clone());
+                let pipe = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            up: std::sync::Arc<std::sync::atomic::AtomicBool>| {
+                    move || {
+                        let mut buf = [0u8; 16384];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    use std::io::Write;
+                                    if !up.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                        let _ = from.shutdown(std::net::Shutdown::Both);
+                    }
+                };
+                std::thread::spawn(pipe(client, server, f1));
+                std::thread::spawn(pipe(s2, c2, f2));
+            }
+        });
+        Proxy { port, up }
+    }
+
+    pub fn set_up(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
     }
 }
