@@ -88,6 +88,40 @@ fn messages(objects: &[support::datapath::Object]) -> BTreeMap<String, usize> {
     out
 }
 
+/// Every line of `want` arrived exactly once, and nothing else did.
+fn assert_exactly_once(objects: &[support::datapath::Object], want: &[String], vector: &Vector) {
+    let seen = messages(objects);
+    let missing: Vec<&String> = want.iter().filter(|m| !seen.contains_key(*m)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lines missing, e.g. {:?}\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        vector.log_text()
+    );
+    let twice: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "shipped more than once: {twice:?}");
+    let unexpected: Vec<&String> = seen.keys().filter(|k| !want.contains(k)).collect();
+    assert!(unexpected.is_empty(), "unexpected lines: {unexpected:?}");
+}
+
+/// The checks every archived log record of the `api`/`late` pods passes; its `kubernetes`
+/// object and pod name for the mode-specific ones.
+fn check_record<'a>(r: &'a Value, ns: &str, node: &str) -> (&'a Value, &'a str) {
+    let k = &r["kubernetes"];
+    let pod = k["pod_name"].as_str().unwrap();
+    assert!(pod == "api" || pod == "late", "{r}");
+    assert_eq!((k["pod_namespace"].as_str(), k["container_name"].as_str()), (Some(ns), Some("app")), "{r}");
+    assert_eq!(k["pod_node_name"].as_str(), Some(node), "{r}");
+    assert_eq!((r["workspace"].as_str(), r["tenant"].as_str()), (Some("analytics"), Some("acme")), "{r}");
+    assert_eq!(r["stream"], "stdout", "{r}");
+    assert!(r["timestamp"].as_str().is_some_and(|t| t.starts_with("20")), "{r}");
+    assert_documented_layout(r);
+    let labels = if pod == "api" { json!({"app": "api"}) } else { json!({"app": "worker"}) };
+    assert_eq!(k["pod_labels"], labels, "{r}");
+    (k, pod)
+}
+
 /// The record layout both collection modes write (README, "Log records").
 fn assert_documented_layout(r: &Value) {
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
@@ -161,26 +195,10 @@ fn namespace_scoped_logs_arrive_exactly_once_in_s3() {
     append(&log_file(&var_log, &api), &cri_lines(&lines("api-more", 50)));
     let objects = s3.wait_records(BUCKET, 180, Duration::from_secs(90));
 
-    let seen = messages(&objects);
     let mut want: Vec<String> = lines("api", 100);
     want.extend(lines("late", 30));
     want.extend(lines("api-more", 50));
-    let missing: Vec<&String> = want.iter().filter(|m| !seen.contains_key(*m)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lines missing, e.g. {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        vector.log_text()
-    );
-    let twice: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "shipped more than once: {twice:?}");
-    assert_eq!(
-        seen.len(),
-        want.len(),
-        "unexpected lines: {:?}",
-        seen.keys().filter(|k| !want.contains(k)).collect::<Vec<_>>()
-    );
+    assert_exactly_once(&objects, &want, &vector);
 
     let hour = k8s_openapi::jiff::Timestamp::now().strftime("date=%Y-%m-%d/hour=%H/").to_string();
     for o in &objects {
@@ -188,18 +206,8 @@ fn namespace_scoped_logs_arrive_exactly_once_in_s3() {
         assert!(o.key.ends_with(".json.gz"), "{}", o.key);
         assert_eq!(o.content_type.as_deref(), Some("application/x-ndjson"), "{}", o.key);
         for r in &o.records {
-            let k = &r["kubernetes"];
-            let pod = k["pod_name"].as_str().unwrap();
-            assert!(pod == "api" || pod == "late", "{r}");
-            assert_eq!((k["pod_namespace"].as_str(), k["container_name"].as_str()), (Some("ws"), Some("app")), "{r}");
-            assert_eq!(k["pod_node_name"], NODE, "{r}");
-            assert_eq!((r["workspace"].as_str(), r["tenant"].as_str()), (Some("analytics"), Some("acme")), "{r}");
-            assert_eq!(r["stream"], "stdout", "{r}");
-            assert!(r["timestamp"].as_str().is_some_and(|t| t.starts_with("20")), "{r}");
+            let (k, pod) = check_record(r, "ws", NODE);
             assert!(r["message"].as_str().is_some_and(|m| !m.contains(" stdout F ")), "CRI prefix left: {r}");
-            assert_documented_layout(r);
-            let labels = if pod == "api" { json!({"app": "api"}) } else { json!({"app": "worker"}) };
-            assert_eq!(k["pod_labels"], labels, "{r}");
             assert_eq!((k["container_image"].as_str(), k["pod_ip"].as_str()), (Some("busybox:1.36"), Some("10.1.0.7")));
             assert!(k["pod_uid"].as_str().is_some_and(|u| u == format!("uid-{pod}")), "{r}");
         }
@@ -267,46 +275,16 @@ async fn cluster_wide_logs_arrive_exactly_once_in_s3() {
     append(&log_file(&var_log, &api), &cri_lines(&lines("api-more", 50)));
     let objects = s3.wait_records(BUCKET, 180, Duration::from_secs(90));
 
-    let seen = messages(&objects);
     let mut want: Vec<String> = lines("api", 100);
     want.extend(lines("late", 30));
     want.extend(lines("api-more", 50));
-    let missing: Vec<&String> = want.iter().filter(|m| !seen.contains_key(*m)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lines missing, e.g. {:?}\n{}",
-        missing.len(),
-        &missing[..missing.len().min(5)],
-        vector.log_text()
-    );
-    let twice: Vec<(&String, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "shipped more than once: {twice:?}");
-    assert_eq!(
-        seen.len(),
-        want.len(),
-        "unexpected lines: {:?}",
-        seen.keys().filter(|k| !want.contains(k)).collect::<Vec<_>>()
-    );
+    assert_exactly_once(&objects, &want, &vector);
     for o in &objects {
         assert!(o.key.starts_with(&format!("archive/namespace={ns}/date=")), "{}", o.key);
         assert!(o.key.ends_with(".json.gz"), "{}", o.key);
         assert_eq!(o.content_type.as_deref(), Some("application/x-ndjson"), "{}", o.key);
         for r in &o.records {
-            let k = &r["kubernetes"];
-            let pod = k["pod_name"].as_str().unwrap();
-            assert!(pod == "api" || pod == "late", "{r}");
-            assert_eq!(
-                (k["pod_namespace"].as_str(), k["container_name"].as_str()),
-                (Some(ns.as_str()), Some("app")),
-                "{r}"
-            );
-            assert_eq!(k["pod_node_name"].as_str(), Some(node.as_str()), "{r}");
-            assert_eq!((r["workspace"].as_str(), r["tenant"].as_str()), (Some("analytics"), Some("acme")), "{r}");
-            assert_eq!(r["stream"], "stdout", "{r}");
-            assert!(r["timestamp"].as_str().is_some_and(|t| t.starts_with("20")), "{r}");
-            assert_documented_layout(r);
-            let labels = if pod == "api" { json!({"app": "api"}) } else { json!({"app": "worker"}) };
-            assert_eq!(k["pod_labels"], labels, "{r}");
+            let (k, _) = check_record(r, &ns, &node);
             assert_eq!(k["container_image"], "busybox", "{r}");
         }
     }
