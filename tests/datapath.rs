@@ -572,3 +572,50 @@ fn an_s3_outage_loses_nothing() {
     drop(vector);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Dual write: with the real-time endpoint (GreptimeDB) unreachable, the S3 archive still gets
+/// every line (the real-time sink has its own drop-newest memory buffer, so it never
+/// backpressures the shared source).
+#[test]
+fn an_unreachable_realtime_endpoint_never_stalls_the_archive() {
+    let Some(bin) = vector_bin::vector() else { return };
+    let dir = std::env::temp_dir().join(format!("datapath-dual-{}", std::process::id()));
+    let var_log = dir.join("var-log");
+    std::fs::create_dir_all(var_log.join("pods")).unwrap();
+    let s3 = S3::start();
+    s3.create_bucket(BUCKET);
+    let closed = free_port(); // nothing listens there
+    let deref = model::Dereferenced {
+        greptime: Some(model::GreptimeLookup::Found {
+            endpoint: format!("127.0.0.1:{closed}"),
+            phase: Some("Running".into()),
+            pipeline: model::PipelineCheck::Ready,
+        }),
+        ..Default::default()
+    };
+    let (mut base, settings) = collector_config(
+        json!({
+            "workspace": "analytics", "tenant": "acme",
+            "vectorLogs": {"s3Bucket": BUCKET, "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+                           "s3Prefix": "archive", "batchTimeoutSecs": 1},
+            "vectorMetrics": {"enabled": false},
+            "greptimeRef": {"name": "g", "metricsEnabled": false},
+        }),
+        "mon-vector-logs-config",
+        &deref,
+    );
+    assert_eq!(base["sinks"]["greptimedb_logs"]["type"], "greptimedb_logs", "the real-time sink is rendered");
+    localise(&mut base, &dir);
+    let base_file = dir.join("vector.yaml");
+    write_yaml(&base_file, &base);
+    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
+    append(&log_file(&var_log, &api), &cri_lines(&lines("line", 20_000)));
+    let targets = dir.join("targets.yaml");
+    std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
+    let mut vector = Vector::start(&bin, &[base_file, targets], &var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    let objects = s3.wait_records(BUCKET, 20_000, Duration::from_secs(120));
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+    assert_exactly_once(&objects, &lines("line", 20_000), &vector);
+    drop(vector);
+    std::fs::remove_dir_all(&dir).ok();
+}
