@@ -5,6 +5,8 @@
 //!
 //! When `../shared/vector/` is missing the tests say so loudly and stop; CI always has it.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+// The serial guard is held across awaits on purpose: one data-path test at a time.
+#![allow(clippy::await_holding_lock)]
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,6 +155,7 @@ fn lines(prefix: &str, n: usize) -> Vec<String> {
 /// line.
 #[test]
 fn namespace_scoped_logs_arrive_exactly_once_in_s3() {
+    let _serial = support::datapath::serial();
     let Some(bin) = vector_bin::vector() else { return };
     let dir = std::env::temp_dir().join(format!("datapath-ns-{}", std::process::id()));
     let var_log = dir.join("var-log");
@@ -221,6 +224,7 @@ fn namespace_scoped_logs_arrive_exactly_once_in_s3() {
 /// namespace and pod-label filters as API selectors. Same checks as the namespace-scoped mode.
 #[tokio::test]
 async fn cluster_wide_logs_arrive_exactly_once_in_s3() {
+    let _serial = support::datapath::serial();
     let Some(bin) = vector_bin::vector() else { return };
     let client = support::env().client().await;
     let ns = support::namespace(&client, "dp").await;
@@ -309,6 +313,7 @@ fn scrape_pod(name: &str, port: u16) -> Pod {
 /// its cadence while other targets come and go (each target has its own scrape source).
 #[test]
 fn metrics_are_scraped_at_their_cadence_and_arrive_labelled() {
+    let _serial = support::datapath::serial();
     let Some(bin) = vector_bin::vector() else { return };
     let dir = std::env::temp_dir().join(format!("datapath-metrics-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("var-log")).unwrap();
@@ -439,6 +444,7 @@ fn received(addr: &str, component: &str) -> u64 {
 #[test]
 #[ignore]
 fn bench_namespace_scoped_logs_pipeline_throughput() {
+    let _serial = support::datapath::serial();
     let Some(bin) = vector_bin::vector() else { return };
     const LINES: usize = 1_000_000;
     let dir = std::env::temp_dir().join(format!("datapath-bench-{}", std::process::id()));
@@ -518,6 +524,7 @@ fn bench_namespace_scoped_logs_pipeline_throughput() {
 /// what matters is that uploads fail and are retried.
 #[test]
 fn an_s3_outage_loses_nothing() {
+    let _serial = support::datapath::serial();
     let Some(bin) = vector_bin::vector() else { return };
     let dir = std::env::temp_dir().join(format!("datapath-outage-{}", std::process::id()));
     let var_log = dir.join("var-log");
@@ -578,6 +585,7 @@ fn an_s3_outage_loses_nothing() {
 /// backpressures the shared source).
 #[test]
 fn an_unreachable_realtime_endpoint_never_stalls_the_archive() {
+    let _serial = support::datapath::serial();
     let Some(bin) = vector_bin::vector() else { return };
     let dir = std::env::temp_dir().join(format!("datapath-dual-{}", std::process::id()));
     let var_log = dir.join("var-log");

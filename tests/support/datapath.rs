@@ -102,13 +102,19 @@ print(json.dumps(out))
         serde_json::from_str(&self.python(script, &[bucket])).unwrap()
     }
 
-    /// All records of `bucket`, once at least `want` arrived (or the timeout passed).
+    /// All records of `bucket`, once at least `want` distinct messages arrived (or the timeout
+    /// passed): duplicates must not end the wait early.
     pub fn wait_records(&self, bucket: &str, want: usize, timeout: Duration) -> Vec<Object> {
         let deadline = Instant::now() + timeout;
         loop {
             let objects = self.objects(bucket);
-            let n: usize = objects.iter().map(|o| o.records.len()).sum();
-            if n >= want || Instant::now() > deadline {
+            // Records without a message (metrics) count as themselves.
+            let distinct: std::collections::BTreeSet<String> = objects
+                .iter()
+                .flat_map(|o| &o.records)
+                .map(|r| r["message"].as_str().map(str::to_string).unwrap_or_else(|| r.to_string()))
+                .collect();
+            if distinct.len() >= want || Instant::now() > deadline {
                 return objects;
             }
             std::thread::sleep(Duration::from_millis(500));
@@ -342,4 +348,12 @@ impl Proxy {
     pub fn set_up(&self, up: bool) {
         self.up.store(up, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// One data-path test at a time: each runs real Vector processes whose timing (glob cooldowns,
+/// batch timeouts, reload debounce) is what they check, and five of them at once on 2 cores
+/// starve each other. Hold the guard for the whole test.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
