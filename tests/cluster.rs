@@ -370,7 +370,12 @@ async fn same_name_in_two_namespaces_do_not_interfere() {
         let subject = &crb.subjects.unwrap()[0];
         assert_eq!((subject.name.as_str(), subject.namespace.as_deref()), ("monitoring-vector", Some(ns.as_str())));
     }
-    let before_b = child_names(&client, &b, "monitoring").await;
+    // The ClusterRoleBinding is applied before the ConfigMaps and DaemonSets: wait for all seven.
+    let before_b = eventually("b's seven children", SHORT, || async {
+        let names = child_names(&client, &b, "monitoring").await;
+        (names.len() == 7).then_some(names)
+    })
+    .await;
     assert_eq!(before_b.len(), 7);
     Api::<MonitoringServices>::namespaced(client.clone(), &a)
         .delete("monitoring", &DeleteParams::default())
