@@ -6,6 +6,9 @@ source "$(dirname "$0")/env.sh"
 cd "$root"
 KUBETESTENV_BIN=$("$root/scripts/kubetestenv.sh")
 export KUBETESTENV_BIN
+# Jaeger: the real trace store the trace tests send to (tests/traces.rs, tests/telemetry.rs).
+JAEGER_BIN=$("$root/scripts/jaeger.sh")
+export JAEGER_BIN
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -270,3 +270,54 @@ fn tokio_stream_listener(
         Some((r, l))
     })
 }
+
+/// The same reconcile trace in a real trace store: the operator exports OTLP/gRPC to a real
+/// Jaeger (built from the Go module proxy), and the trace is read back through Jaeger's query
+/// API, as Grafana's Jaeger data source reads it.
+#[tokio::test]
+async fn reconcile_traces_arrive_in_jaeger() {
+    let jaeger = tokio::task::spawn_blocking(support::jaeger::Jaeger::start).await.unwrap();
+    let client = env().client().await;
+    let ns = namespace(&client, "jaeger").await;
+    let _op = start_operator(
+        &ns,
+        free_port(),
+        &[
+            ("ENABLE_TRACING", "1".into()),
+            ("TELEMETRY_ENDPOINT", format!("127.0.0.1:{}", jaeger.otlp_grpc)),
+            ("OTEL_BSP_SCHEDULE_DELAY", "200".into()),
+        ],
+    );
+    create(&client, &ns, ms_json("stored", basic_spec())).await.unwrap();
+
+    let jaeger = Arc::new(jaeger);
+    let (root, apply, process) =
+        eventually("a stored reconcile trace with an apply DaemonSet span", Duration::from_secs(90), || {
+            let jaeger = jaeger.clone();
+            let ns = ns.clone();
+            async move {
+                let traces = tokio::task::spawn_blocking(move || jaeger.traces("monitoring-operator")).await.ok()?;
+                traces.into_iter().find_map(|t| {
+                    let spans = t["spans"].as_array()?.clone();
+                    let root = spans.iter().find(|s| {
+                        s["operationName"] == "reconcile MonitoringServices"
+                            && support::jaeger::tag(s, "k8s.name").as_deref() == Some("stored")
+                            && support::jaeger::tag(s, "k8s.namespace").as_deref() == Some(ns.as_str())
+                    })?;
+                    let apply = spans.iter().find(|s| {
+                        s["operationName"] == "apply DaemonSet"
+                            && s["references"].as_array().is_some_and(|r| {
+                                r.iter().any(|r| r["refType"] == "CHILD_OF" && r["spanID"] == root["spanID"])
+                            })
+                    })?;
+                    let process = t["processes"][root["processID"].as_str()?].clone();
+                    Some((root.clone(), apply.clone(), process))
+                })
+            }
+        })
+        .await;
+    assert_eq!(process["serviceName"], "monitoring-operator");
+    assert_eq!(support::jaeger::tag(&apply, "k8s.kind").as_deref(), Some("DaemonSet"));
+    assert_eq!(support::jaeger::tag(&apply, "result").as_deref(), Some("ok"));
+    assert_eq!(apply["traceID"], root["traceID"]);
+}

@@ -1,21 +1,23 @@
 //! The apply step: bring the cluster to the rendered [`Children`]. Server-side apply what is
 //! missing or different, delete what is no longer rendered (orphans), and return the children
 //! as they are now, typed. A child is "unchanged" when it carries the hash of what we would
-//! apply and no other field manager has written one of our fields since; unchanged children
-//! cost one list per kind and no write. Every changed child is first applied as a dry run, so
+//! apply, no other field manager owns one of our fields and every value we apply is still there
+//! ([`drift`]); unchanged children cost one list per kind and no write. Every changed child is first applied as a dry run, so
 //! a child the apiserver refuses leaves everything that was running untouched.
 //! Touches: the Kubernetes API (list, patch, delete of the child kinds).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
+use tracing::info;
+
+use super::drift;
 use super::traced::traced;
 use crate::error::Error;
 use crate::render::meta::{self, MANAGER};
@@ -68,42 +70,6 @@ fn stamp_hash<K: ChildKind>(obj: &mut K) -> Result<String, Error> {
     Ok(hash)
 }
 
-/// Leaf paths of a managedFields `fieldsV1` trie (`f:spec/f:template/...`).
-fn leaves(v: &serde_json::Value, prefix: &str, out: &mut BTreeSet<String>) {
-    match v.as_object() {
-        Some(map) if !map.is_empty() => {
-            for (k, child) in map {
-                if k == "." {
-                    out.insert(prefix.to_string());
-                } else {
-                    leaves(child, &format!("{prefix}/{k}"), out);
-                }
-            }
-        }
-        _ => {
-            out.insert(prefix.to_string());
-        }
-    }
-}
-
-/// True when another manager owns (so has written) a field we apply, outside status. A forced
-/// re-apply takes those fields back, after which this is false again: no re-apply loop, and
-/// fields others add next to ours (an IRSA annotation, `kubectl rollout restart`) are left alone.
-fn drifted(fields: &[ManagedFieldsEntry]) -> bool {
-    let main = |f: &&ManagedFieldsEntry| f.subresource.as_deref().unwrap_or("").is_empty();
-    let set = |f: &ManagedFieldsEntry| {
-        let mut out = BTreeSet::new();
-        if let Some(v) = &f.fields_v1 {
-            leaves(&v.0, "", &mut out);
-        }
-        out
-    };
-    let Some(ours) = fields.iter().filter(main).find(|f| f.manager.as_deref() == Some(MANAGER)).map(set) else {
-        return true; // never applied by us (or our ownership was removed)
-    };
-    fields.iter().filter(main).filter(|f| f.manager.as_deref() != Some(MANAGER)).any(|f| !set(f).is_disjoint(&ours))
-}
-
 /// Errors that mean "the apiserver will not take this object": anything else (timeouts,
 /// 5xx, throttling, conflicts) is transient and retried with backoff.
 fn classify(kind: Kind, name: &str, e: kube::Error) -> SyncError {
@@ -137,7 +103,18 @@ impl<K: ChildKind> Plan<K> {
         for obj in desired.iter_mut() {
             let hash = stamp_hash(obj)?;
             let same = live.get(&obj.name_any()).is_some_and(|l| {
-                l.annotations().get(ANNOTATION_APPLIED_HASH) == Some(&hash) && !drifted(l.managed_fields())
+                if l.annotations().get(ANNOTATION_APPLIED_HASH) != Some(&hash) {
+                    return false;
+                }
+                if drift::foreign_owner(l.managed_fields()) {
+                    info!(kind = kind.name(), name = %obj.name_any(), "another field manager owns our fields: re-applying");
+                    return false;
+                }
+                if let Some(path) = drift::difference(obj, l) {
+                    info!(kind = kind.name(), name = %obj.name_any(), field = %path, "edited since we applied it: re-applying");
+                    return false;
+                }
+                true
             });
             changed.push(!same);
         }
@@ -280,37 +257,4 @@ async fn delete_all<K: ChildKind>(api: Api<K>, kind: Kind, selector: &str) -> Re
         }
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn fields(entries: serde_json::Value) -> Vec<ManagedFieldsEntry> {
-        serde_json::from_value(entries).unwrap()
-    }
-
-    fn entry(manager: &str, fields: serde_json::Value) -> serde_json::Value {
-        json!({"manager": manager, "operation": "Apply", "apiVersion": "v1", "fieldsType": "FieldsV1", "fieldsV1": fields})
-    }
-
-    #[test]
-    fn drift_is_a_foreign_owner_of_our_fields() {
-        let ours = json!({"f:metadata": {"f:labels": {"f:a": {}}}, "f:automountServiceAccountToken": {}});
-        // Someone added an annotation next to our fields: not drift.
-        let annotated = fields(json!([
-            entry(MANAGER, ours.clone()),
-            entry("kubectl-annotate", json!({"f:metadata": {"f:annotations": {"f:eks.amazonaws.com/role-arn": {}}}}))
-        ]));
-        assert!(!drifted(&annotated));
-        // Someone changed a field we own: drift.
-        let edited = fields(json!([
-            entry(MANAGER, ours.clone()),
-            entry("kubectl-edit", json!({"f:automountServiceAccountToken": {}}))
-        ]));
-        assert!(drifted(&edited));
-        // Never applied by us.
-        assert!(drifted(&fields(json!([entry("someone", ours)]))));
-    }
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod cloud;
 mod context;
 mod dereference;
+mod drift;
 mod reconcile;
 pub mod traced;
 

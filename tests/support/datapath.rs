@@ -11,6 +11,8 @@ use std::io::Read;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -20,6 +22,23 @@ use super::files::repo;
 /// A free loopback port (bound and released: good enough on a test machine).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An empty directory for one test's files (Vector's data dir, the node's log root): a
+/// checkpoint left by an earlier run with the same process id must never be read.
+pub fn fresh_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("datapath-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// [`fresh_dir`] with an emulated node's empty pod-log root in it: (dir, the `/var/log` to bind).
+pub fn fresh_node(test: &str) -> (PathBuf, PathBuf) {
+    let dir = fresh_dir(test);
+    let var_log = dir.join("var-log");
+    std::fs::create_dir_all(var_log.join("pods")).unwrap();
+    (dir, var_log)
 }
 
 fn moto_bin() -> PathBuf {
@@ -33,21 +52,31 @@ pub struct S3 {
     child: Child,
     pub port: u16,
     bin: PathBuf,
+    log: PathBuf,
 }
 
 impl S3 {
     pub fn start() -> S3 {
         let bin = moto_bin();
         let port = free_port();
-        let child = Self::spawn(&bin, port);
-        S3 { child, port, bin }
+        let log = std::env::temp_dir().join(format!("moto-{}-{port}.log", std::process::id()));
+        let child = Self::spawn(&bin, port, &log);
+        S3 { child, port, bin, log }
     }
 
-    fn spawn(bin: &Path, port: u16) -> Child {
+    /// A server holding one empty bucket.
+    pub fn with_bucket(bucket: &str) -> S3 {
+        let s3 = S3::start();
+        s3.create_bucket(bucket);
+        s3
+    }
+
+    fn spawn(bin: &Path, port: u16, log: &Path) -> Child {
+        // moto logs one line per request: the first thing to read when a test sees nothing arrive.
         let child = Command::new(bin.join("moto_server"))
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(log).unwrap())
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -56,6 +85,13 @@ impl S3 {
             std::thread::sleep(Duration::from_millis(100));
         }
         child
+    }
+
+    /// The last `n` requests moto logged.
+    pub fn log_tail(&self, n: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(n)..].join("\n")
     }
 
     pub fn endpoint(&self) -> String {
@@ -126,6 +162,7 @@ impl Drop for S3 {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
@@ -156,6 +193,10 @@ impl Vector {
         for c in configs {
             cmd.arg("--config").arg(c);
         }
+        // Everything the tests reach is on loopback: a proxy from the environment must not be used.
+        for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+            cmd.env_remove(var);
+        }
         cmd.arg("--watch-config")
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
@@ -176,6 +217,12 @@ impl Vector {
         s
     }
 
+    /// SIGKILL, as the OOM killer ends a container: no shutdown, no final checkpoint.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Whether the process still runs.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
@@ -187,6 +234,40 @@ impl Drop for Vector {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Vector's own metrics from its Prometheus exporter at `addr` (empty when unreachable).
+pub fn vector_metrics(addr: &str) -> String {
+    use std::io::Write;
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return String::new() };
+    let _ = write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text
+}
+
+/// Events `component` received so far, from the exporter at `addr`.
+pub fn received(addr: &str, component: &str) -> u64 {
+    vector_metrics(addr)
+        .lines()
+        .filter(|l| l.starts_with("vector_component_received_events_total{"))
+        .filter(|l| l.contains(&format!("component_id=\"{component}\"")))
+        // `name{labels} value [timestamp]`
+        .filter_map(|l| l.rsplit_once('}')?.1.split_whitespace().next()?.parse::<f64>().ok())
+        .sum::<f64>() as u64
+}
+
+/// Events in and out of every component, buffer sizes and errors: what a failure message needs
+/// to say where events stopped.
+pub fn counters(addr: &str) -> String {
+    let keep = [
+        "vector_component_received_events_total",
+        "vector_component_sent_events_total",
+        "vector_buffer_events",
+        "vector_component_errors_total",
+        "vector_component_discarded_events_total",
+    ];
+    vector_metrics(addr).lines().filter(|l| keep.iter().any(|k| l.starts_with(k))).collect::<Vec<_>>().join("\n")
 }
 
 /// CRI log lines (`<time> <stream> F <message>`), as the kubelet writes them.
@@ -299,28 +380,29 @@ impl Drop for Prometheus {
 /// behind it keeps its state.
 pub struct Proxy {
     pub port: u16,
-    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    up: Arc<AtomicBool>,
+    /// Connections accepted and bytes forwarded (both directions): said when a test fails.
+    stats: Arc<(AtomicU64, AtomicU64)>,
 }
 
 impl Proxy {
     pub fn start(upstream: u16) -> Proxy {
-        use std::sync::atomic::Ordering;
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
-        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-        let flag = up.clone();
+        let up = Arc::new(AtomicBool::new(true));
+        let stats = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
+        let (flag, counters) = (up.clone(), stats.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
+                counters.0.fetch_add(1, Ordering::SeqCst);
                 if !flag.load(Ordering::SeqCst) {
                     let _ = client.shutdown(std::net::Shutdown::Both);
                     continue;
                 }
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let (f1, f2) = (flag.clone(), flag.clone());
-                let pipe = |mut from: std::net::TcpStream,
-                            mut to: std::net::TcpStream,
-                            up: std::sync::Arc<std::sync::atomic::AtomicBool>| {
+                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                    let (up, counters) = (flag.clone(), counters.clone());
                     move || {
                         let mut buf = [0u8; 16384];
                         loop {
@@ -331,6 +413,7 @@ impl Proxy {
                                     if !up.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
                                         break;
                                     }
+                                    counters.1.fetch_add(n as u64, Ordering::SeqCst);
                                 }
                             }
                         }
@@ -338,15 +421,24 @@ impl Proxy {
                         let _ = from.shutdown(std::net::Shutdown::Both);
                     }
                 };
-                std::thread::spawn(pipe(client, server, f1));
-                std::thread::spawn(pipe(s2, c2, f2));
+                std::thread::spawn(pipe(client, server));
+                std::thread::spawn(pipe(s2, c2));
             }
         });
-        Proxy { port, up }
+        Proxy { port, up, stats }
     }
 
     pub fn set_up(&self, up: bool) {
-        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        self.up.store(up, Ordering::SeqCst);
+    }
+
+    /// "N connections, M bytes forwarded", for failure messages.
+    pub fn stats(&self) -> String {
+        format!(
+            "{} connections, {} bytes forwarded",
+            self.stats.0.load(Ordering::SeqCst),
+            self.stats.1.load(Ordering::SeqCst)
+        )
     }
 }
 
