@@ -213,6 +213,29 @@ async fn semantic_errors_fail_and_leave_children_untouched() {
     let after = config_map(&client, &ns, cm_name).await.unwrap();
     assert_eq!(before.resource_version(), after.resource_version(), "config was touched by an invalid spec");
 
+    // Variables that change how Vector itself runs (which config it loads, a proxy for every
+    // request, code injection): Failed naming the variable, nothing applied.
+    for name in ["VECTOR_CONFIG_DIR", "VECTOR_WATCH_CONFIG", "HTTPS_PROXY", "LD_PRELOAD"] {
+        let field = format!("spec.vectorLogs.environmentVariables.{name}");
+        patch_spec(
+            &client,
+            &ns,
+            "mon",
+            json!({"vectorLogs": {"includeNamespaces": null, "environmentVariables": {name: "x"}}}),
+        )
+        .await;
+        wait_status(&client, &ns, "mon", &format!("Failed on {name}"), |m| {
+            m.status
+                .as_ref()
+                .and_then(|s| s.message.as_deref())
+                .is_some_and(|msg| msg.starts_with(&format!("{field}:")))
+        })
+        .await;
+        let after = config_map(&client, &ns, cm_name).await.unwrap();
+        assert_eq!(before.resource_version(), after.resource_version(), "{name} touched the config");
+        patch_spec(&client, &ns, "mon", json!({"vectorLogs": {"environmentVariables": {name: null}}})).await;
+    }
+
     patch_spec(
         &client,
         &ns,

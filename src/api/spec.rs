@@ -274,7 +274,9 @@ pub struct ContainerSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceSpec>,
     /// Container environment: each value is either a string or {valueFrom: {...}} as in a
-    /// Pod's env (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef).
+    /// Pod's env (secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef). Names that change
+    /// how Vector itself runs make the resource Failed: VECTOR_*, HTTP(S)_PROXY, ALL_PROXY,
+    /// NO_PROXY (either case), LD_PRELOAD, LD_LIBRARY_PATH.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub environment_variables: BTreeMap<String, EnvValue>,
     /// Values substituted for ${NAME} references in this component's string fields when the

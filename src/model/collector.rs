@@ -11,7 +11,29 @@ use crate::api::{
 };
 
 /// Variables the DaemonSet sets itself.
-const RESERVED_ENV: [&str; 3] = ["VECTOR_SELF_NODE_NAME", "VECTOR_SELF_POD_NAME", "VECTOR_SELF_POD_NAMESPACE"];
+/// Variables that change what Vector itself does rather than what a sink sends, refused in
+/// `environmentVariables` (the README lists them). Not a CEL rule: the values are untyped
+/// (string or valueFrom), and the apiserver cannot build CEL types for that map.
+/// every `VECTOR_*` (which configuration is loaded, `--watch-config`, threads, log level, the
+/// `VECTOR_SELF_*` values the operator sets), proxies that would redirect every request, and
+/// the dynamic loader's code injection.
+pub const REFUSED_ENV_PREFIXES: [&str; 1] = ["VECTOR_"];
+pub const REFUSED_ENV: [&str; 10] = [
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "NO_PROXY",
+    "http_proxy",
+    "https_proxy",
+    "all_proxy",
+    "no_proxy",
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+];
+
+fn refused_env(name: &str) -> bool {
+    REFUSED_ENV_PREFIXES.iter().any(|p| name.starts_with(p)) || REFUSED_ENV.contains(&name)
+}
 
 /// The parts of `spec.vectorLogs` / `spec.vectorMetrics` both collectors share.
 struct Section<'a> {
@@ -184,10 +206,13 @@ fn check_selection(path: &str, selection: &SelectionSpec, scope: Scope, namespac
 fn env(path: &str, container: &ContainerSpec) -> Result<Vec<EnvVar>, SpecError> {
     let mut env = Vec::new();
     for (k, v) in &container.environment_variables {
-        if !is_env_name(k) || RESERVED_ENV.contains(&k.as_str()) {
+        if !is_env_name(k) {
+            return Err(err(format!("{path}.environmentVariables"), format!("{k:?} is not a valid variable name")));
+        }
+        if refused_env(k) {
             return Err(err(
-                format!("{path}.environmentVariables"),
-                format!("{k:?} is not a valid or is a reserved (VECTOR_SELF_*) variable name"),
+                format!("{path}.environmentVariables.{k}"),
+                "changes how Vector itself runs (VECTOR_*, proxies, LD_*): not allowed; see the README's list",
             ));
         }
         env.push(match v {

@@ -248,6 +248,18 @@ mod tests {
     }
 
     #[test]
+    fn variables_that_change_how_vector_runs_are_refused() {
+        for name in ["VECTOR_CONFIG", "VECTOR_SELF_NODE_NAME", "HTTPS_PROXY", "no_proxy", "LD_PRELOAD"] {
+            let spec = serde_json::json!({"workspace": "w", "tenant": "t",
+                "vectorLogs": {"s3Bucket": "b", "s3Region": "r", "environmentVariables": {name: "x"}}});
+            assert_eq!(field_of(spec), format!("spec.vectorLogs.environmentVariables.{name}"));
+        }
+        let spec = serde_json::json!({"workspace": "w", "tenant": "t",
+            "vectorLogs": {"s3Bucket": "b", "s3Region": "r", "environmentVariables": {"AWS_ACCESS_KEY_ID": "x", "MY_VECTOR": "y"}}});
+        assert!(build(&ms(spec), &Dereferenced::default()).is_ok());
+    }
+
+    #[test]
     fn bad_quantities_name_their_field() {
         let spec = serde_json::json!({"workspace": "w", "tenant": "t",
             "vectorLogs": {"s3Bucket": "b", "s3Region": "r", "resources": {"cpu": "1.2.3"}}});
