@@ -45,6 +45,20 @@ enum Command {
         /// admin; needs list/watch RBAC on that kind.
         #[arg(long = "status-metrics-kind", env = "STATUS_METRICS_KINDS", value_delimiter = ',')]
         status_kinds: Vec<String>,
+        /// Tenancy policy: `open` (the seed's behaviour, for single-organisation clusters) or
+        /// `restricted` (shared clusters: a resource collects only its own namespace unless
+        /// its namespace is a cluster collector, and references GreptimeDB only in its own or a
+        /// shared namespace). A resource asking for more becomes Failed and its children are
+        /// removed.
+        #[arg(long, env = "TENANCY_POLICY", default_value = "open", value_parser = ["open", "restricted"])]
+        tenancy_policy: String,
+        /// Under `restricted`: namespaces whose resources may collect beyond themselves
+        /// (useClusterRole, includeNamespaces naming others), e.g. the platform team's.
+        #[arg(long, env = "CLUSTER_COLLECTOR_NAMESPACES", value_delimiter = ',')]
+        cluster_collector_namespaces: Vec<String>,
+        /// Under `restricted`: namespaces whose GreptimeDB clusters any resource may reference.
+        #[arg(long, env = "SHARED_GREPTIME_NAMESPACES", value_delimiter = ',')]
+        shared_greptime_namespaces: Vec<String>,
     },
     /// Per-node scrape-target discovery: the sidecar of the metrics collector. Watches the
     /// pods of one node and writes the Vector config file with that node's targets.
@@ -84,7 +98,17 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Crd => print!("{}", api::crd_yaml()?),
         Command::Render { file, namespace } => print!("{}", render_file(&file, &namespace)?),
-        Command::Run { namespace, log_format, discovery_image, greptimedb_url, metrics_addr, status_kinds } => {
+        Command::Run {
+            namespace,
+            log_format,
+            discovery_image,
+            greptimedb_url,
+            metrics_addr,
+            status_kinds,
+            tenancy_policy,
+            cluster_collector_namespaces,
+            shared_greptime_namespaces,
+        } => {
             let _guard = tracing_setup::init(&log_format)?;
             let config = kube::Config::infer().await.context("no Kubernetes configuration found")?;
             let (client, counter) = controller::client::counted(config)?;
@@ -100,7 +124,19 @@ async fn main() -> anyhow::Result<()> {
                 greptime_url: greptimedb_url,
                 metrics_addr,
                 status_kinds: status_kinds.into_iter().filter(|k| !k.is_empty()).collect(),
+                policy: model::Policy {
+                    restricted: tenancy_policy == "restricted",
+                    cluster_collector_namespaces: cluster_collector_namespaces
+                        .into_iter()
+                        .filter(|n| !n.is_empty())
+                        .collect(),
+                    shared_greptime_namespaces: shared_greptime_namespaces
+                        .into_iter()
+                        .filter(|n| !n.is_empty())
+                        .collect(),
+                },
             };
+            tracing::info!(policy = ?settings.policy, "tenancy policy");
             controller::build(client, settings, Some(counter)).await?.run().await;
         }
         Command::Discover { node, settings, output, once, log_format } => {

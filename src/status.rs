@@ -4,18 +4,22 @@
 //! `lastTransitionTime` while its status holds, and a resource that was up goes `Degraded`
 //! rather than back to `Creating`.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::{Cloud, ComponentStatus, MonitoringServicesStatus, Phase, condition, reason};
 use crate::error::bounded;
-use crate::model::{GreptimeHealth, Model, SpecError};
+use crate::model::{GreptimeHealth, Model, SpecError, Violation};
 use crate::render::Children;
 use crate::render::meta::Component;
 
-/// Status of one collector from its DaemonSet (None: not found yet).
-pub fn component(c: Component, ds: Option<&DaemonSet>) -> ComponentStatus {
+/// Status of one collector from its DaemonSet (None: not found yet). `refused`: the
+/// apiserver's answer when it refused to create the collector's pods (from the DaemonSet's
+/// `FailedCreate` events, read by the controller).
+pub fn component(c: Component, ds: Option<&DaemonSet>, refused: Option<&str>) -> ComponentStatus {
     let Some(ds) = ds else {
         return ComponentStatus { message: Some("DaemonSet not created yet".into()), ..Default::default() };
     };
@@ -30,21 +34,50 @@ pub fn component(c: Component, ds: Option<&DaemonSet>) -> ComponentStatus {
         Component::Metrics => "scraping metrics",
         Component::Traces => "serving OTLP",
     };
-    let (ok, message) = if !observed {
-        (false, "DaemonSet rollout not observed yet".to_string())
+    let not_ready = reason::NOT_ALL_NODES_READY;
+    let (ok, reason, message) = if !observed {
+        (false, not_ready, "DaemonSet rollout not observed yet".to_string())
     } else if desired == 0 {
-        (false, "No node is eligible to run the collector (check nodeSelector, affinity and tolerations)".to_string())
+        let msg = "No node is eligible to run the collector (check nodeSelector, affinity and tolerations)";
+        (false, reason::NO_ELIGIBLE_NODE, msg.to_string())
+    } else if let Some(answer) = refused.filter(|_| st.current_number_scheduled < desired) {
+        let created = st.current_number_scheduled;
+        (
+            false,
+            reason::PODS_REFUSED,
+            format!("{created}/{desired} collector pods created; the apiserver refused the others: {answer}"),
+        )
     } else if ready == desired && updated == desired {
-        (true, format!("All nodes {verb}"))
+        (true, reason::ALL_NODES_READY, format!("All nodes {verb}"))
     } else if updated < desired && ready > 0 && ready >= desired - 1 {
         // A rolling update replaces one pod at a time: still healthy, just not done yet.
-        (true, format!("All nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"))
+        (
+            true,
+            reason::ALL_NODES_READY,
+            format!("All nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"),
+        )
     } else if updated < desired {
-        (false, format!("{ready}/{desired} nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"))
+        (
+            false,
+            not_ready,
+            format!("{ready}/{desired} nodes {verb}; rolling out new configuration ({updated}/{desired} updated)"),
+        )
     } else {
-        (false, format!("{ready}/{desired} nodes {verb}"))
+        (false, not_ready, format!("{ready}/{desired} nodes {verb}"))
     };
-    ComponentStatus { ready: ok, replicas: desired, ready_replicas: ready, message: Some(message) }
+    ComponentStatus {
+        ready: ok,
+        replicas: desired,
+        ready_replicas: ready,
+        message: Some(bounded(&message)),
+        reason: Some(reason.to_string()),
+    }
+}
+
+/// True when the DaemonSet wants pods on more nodes than have one: what makes the controller
+/// look for the apiserver's refusal and check again soon.
+pub fn pods_missing(ds: &DaemonSet) -> bool {
+    ds.status.as_ref().is_some_and(|st| st.current_number_scheduled < st.desired_number_scheduled)
 }
 
 /// Status of the trace endpoint from its Deployment (None: not found yet).
@@ -58,9 +91,26 @@ pub fn deployment(d: Option<&Deployment>) -> ComponentStatus {
     let updated = st.updated_replicas.unwrap_or(0);
     let observed = st.observed_generation.unwrap_or(0) >= d.metadata.generation.unwrap_or(0);
     let ok = observed && ready >= desired && updated >= desired;
-    let message =
-        if ok { "All replicas serving OTLP".to_string() } else { format!("{ready}/{desired} replicas ready") };
-    ComponentStatus { ready: ok, replicas: desired, ready_replicas: ready, message: Some(message) }
+    // The Deployment controller reports refused pods itself (ReplicaFailure, FailedCreate).
+    let failure = st.conditions.iter().flatten().find(|c| c.type_ == "ReplicaFailure" && c.status == "True");
+    let (reason, message) = match failure {
+        Some(f) if !ok => (
+            reason::PODS_REFUSED,
+            format!(
+                "{ready}/{desired} replicas ready; the apiserver refused pods: {}",
+                f.message.as_deref().unwrap_or("")
+            ),
+        ),
+        _ if ok => (reason::ALL_NODES_READY, "All replicas serving OTLP".to_string()),
+        _ => (reason::NOT_ALL_NODES_READY, format!("{ready}/{desired} replicas ready")),
+    };
+    ComponentStatus {
+        ready: ok,
+        replicas: desired,
+        ready_replicas: ready,
+        message: Some(bounded(&message)),
+        reason: Some(reason.to_string()),
+    }
 }
 
 /// Phase from the components' states; `previous` keeps a once-running CR Degraded rather
@@ -110,9 +160,12 @@ pub enum Failure {
     InvalidSpec(SpecError),
     /// `kind name: message` of the refused child.
     ApplyRejected(String),
+    /// The admin's tenancy policy refuses a field; the resource's children were removed.
+    PolicyViolation(Violation),
 }
 
-/// Status of a CR whose spec or apply failed: children untouched, phase Failed.
+/// Status of a CR whose spec or apply failed, phase Failed: children untouched, except under
+/// a policy violation, where they were removed.
 pub fn failed(
     old: Option<&MonitoringServicesStatus>,
     generation: Option<i64>,
@@ -121,7 +174,9 @@ pub fn failed(
     let (reason, message, spec_valid) = match failure {
         Failure::InvalidSpec(e) => (reason::INVALID_SPEC, bounded(&e.to_string()), false),
         Failure::ApplyRejected(m) => (reason::APPLY_REJECTED, bounded(m), true),
+        Failure::PolicyViolation(v) => (reason::POLICY_VIOLATION, bounded(&v.to_string()), false),
     };
+    let removed = matches!(failure, Failure::PolicyViolation(_));
     let message = message.as_str();
     let old_conditions = old.map(|s| s.conditions.as_slice()).unwrap_or_default();
     let mut st = old.cloned().unwrap_or_default();
@@ -135,10 +190,16 @@ pub fn failed(
         condition(old_conditions, condition::SPEC_VALID, false, reason, message, generation)
     };
     let mut conditions = vec![condition(old_conditions, condition::READY, false, reason, message, generation), spec];
-    // Component conditions stay as last observed: the running collectors were not touched.
-    conditions.extend(
-        old_conditions.iter().filter(|c| c.type_ != condition::READY && c.type_ != condition::SPEC_VALID).cloned(),
-    );
+    if removed {
+        // Nothing of the resource runs any more: no component to report.
+        (st.vector_logs_status, st.vector_metrics_status, st.vector_traces_status) = (None, None, None);
+        st.greptimedb_status = None;
+    } else {
+        // Component conditions stay as last observed: the running collectors were not touched.
+        conditions.extend(
+            old_conditions.iter().filter(|c| c.type_ != condition::READY && c.type_ != condition::SPEC_VALID).cloned(),
+        );
+    }
     st.conditions = conditions;
     st
 }
@@ -153,14 +214,21 @@ pub struct Observed<'a> {
     pub generation: Option<i64>,
 }
 
-/// What `m`'s applied children (as the apiserver returned or listed them) report.
-pub fn observe<'a>(m: &'a Model, applied: &Children, generation: Option<i64>) -> Observed<'a> {
+/// What `m`'s applied children (as the apiserver returned or listed them) report; `refused`:
+/// the apiserver's answer per DaemonSet name whose pods it refused.
+pub fn observe<'a>(
+    m: &'a Model,
+    applied: &Children,
+    refused: &BTreeMap<String, String>,
+    generation: Option<i64>,
+) -> Observed<'a> {
     let named = |c: Component| c.workload_name(&m.name);
     let ds = |c: Component| applied.daemon_sets.iter().find(|d| d.metadata.name.as_deref() == Some(&named(c)));
     let deploy = applied.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(&named(Component::Traces)));
+    let collector = |c: Component| component(c, ds(c), refused.get(&named(c)).map(String::as_str));
     Observed {
-        logs: m.logs.as_ref().map(|_| component(Component::Logs, ds(Component::Logs))),
-        metrics: m.metrics.as_ref().map(|_| component(Component::Metrics, ds(Component::Metrics))),
+        logs: m.logs.as_ref().map(|_| collector(Component::Logs)),
+        metrics: m.metrics.as_ref().map(|_| collector(Component::Metrics)),
         traces: m.traces.as_ref().map(|_| deployment(deploy)),
         greptime: m.greptime.as_ref().map(|g| &g.health),
         cloud: m.cloud,
@@ -213,7 +281,8 @@ pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> Monit
         [(&o.logs, condition::LOGS_READY), (&o.metrics, condition::METRICS_READY), (&o.traces, condition::TRACES_READY)]
     {
         if let Some(c) = c {
-            let reason = if c.ready { reason::ALL_NODES_READY } else { reason::NOT_ALL_NODES_READY };
+            let fallback = if c.ready { reason::ALL_NODES_READY } else { reason::NOT_ALL_NODES_READY };
+            let reason = c.reason.as_deref().unwrap_or(fallback);
             conditions.push(condition(
                 old_conditions,
                 t,
@@ -270,26 +339,34 @@ mod tests {
 
     #[test]
     fn component_states() {
-        let all = component(Component::Logs, Some(&ds(3, 3, 3)));
+        let all = component(Component::Logs, Some(&ds(3, 3, 3)), None);
         assert!(all.ready);
         assert_eq!(all.message.as_deref(), Some("All nodes collecting logs"));
-        let part = component(Component::Metrics, Some(&ds(3, 1, 3)));
+        let part = component(Component::Metrics, Some(&ds(3, 1, 3)), None);
         assert!(!part.ready);
         assert_eq!((part.replicas, part.ready_replicas), (3, 1));
-        assert!(!component(Component::Logs, Some(&ds(0, 0, 0))).ready);
-        assert!(!component(Component::Logs, None).ready);
+        assert!(!component(Component::Logs, Some(&ds(0, 0, 0)), None).ready);
+        assert!(!component(Component::Logs, None, None).ready);
         // Rolling update with one pod down at a time: healthy, says it is rolling out.
-        let rolling = component(Component::Logs, Some(&ds(3, 2, 1)));
+        let rolling = component(Component::Logs, Some(&ds(3, 2, 1)), None);
         assert!(rolling.ready && rolling.message.unwrap().contains("rolling out"));
-        assert!(!component(Component::Logs, Some(&ds(3, 1, 1))).ready);
-        assert!(!component(Component::Logs, Some(&ds(1, 0, 0))).ready);
+        assert!(!component(Component::Logs, Some(&ds(3, 1, 1)), None).ready);
+        assert!(!component(Component::Logs, Some(&ds(1, 0, 0)), None).ready);
+        // Pods refused by admission: said, with the apiserver's answer, while pods are missing.
+        let answer = "pods \"x\" is forbidden: violates PodSecurity \"baseline:latest\": hostPath volumes";
+        let refused = component(Component::Logs, Some(&ds(2, 0, 0)), Some(answer));
+        assert_eq!(refused.reason.as_deref(), Some(reason::PODS_REFUSED));
+        assert!(refused.message.unwrap().ends_with(answer));
+        let mut created = ds(2, 2, 2);
+        created.status.as_mut().unwrap().current_number_scheduled = 2;
+        assert!(component(Component::Logs, Some(&created), Some(answer)).ready, "an old refusal no longer counts");
     }
 
     #[test]
     fn phases() {
-        let ok = ComponentStatus { ready: true, replicas: 2, ready_replicas: 2, message: None };
-        let half = ComponentStatus { ready: false, replicas: 2, ready_replicas: 1, message: None };
-        let none = ComponentStatus { ready: false, replicas: 2, ready_replicas: 0, message: None };
+        let ok = ComponentStatus { ready: true, replicas: 2, ready_replicas: 2, message: None, reason: None };
+        let half = ComponentStatus { ready: false, replicas: 2, ready_replicas: 1, message: None, reason: None };
+        let none = ComponentStatus { ready: false, replicas: 2, ready_replicas: 0, message: None, reason: None };
         assert_eq!(phase(&[&ok, &ok], None), Phase::Running);
         assert_eq!(phase(&[&ok, &half], None), Phase::Degraded);
         assert_eq!(phase(&[&none], None), Phase::Creating);
@@ -315,6 +392,7 @@ mod tests {
             replicas: 1,
             ready_replicas: 1,
             message: Some("All nodes collecting logs".into()),
+            reason: None,
         };
         let down = GreptimeHealth {
             status: GreptimeDbIntegrationStatus::default(),

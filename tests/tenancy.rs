@@ -1,7 +1,11 @@
-//! Shared clusters, against the real control plane: whatever verb edits one of the operator's
-//! children (merge, strategic or JSON patch, a PUT, `kubectl set image`, a forced apply by
-//! another manager), the operator puts its own values back, promptly (the edit's watch event
-//! triggers the reconcile; no resync is waited for).
+//! Shared clusters, against the real control plane (Pod Security admission is on there):
+//! - whatever verb edits one of the operator's children (merge, strategic or JSON patch, a PUT,
+//!   `kubectl set image`, a forced apply by another manager), the operator puts its own values
+//!   back, promptly (the edit's watch event triggers the reconcile; no resync is waited for);
+//! - collector pods the apiserver refuses (a tenant namespace at Pod Security `baseline`) show
+//!   in the resource's status with the apiserver's answer, not as an endless `Creating`;
+//! - under the admin's restricted tenancy policy, cross-namespace access is refused (and taken
+//!   back from resources that had it), while the admin's own namespace collects everything.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
 mod support;
@@ -9,9 +13,11 @@ mod support;
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::ConfigMap;
-use k8s_openapi::api::rbac::v1::Role;
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
+use k8s_openapi::api::rbac::v1::{ClusterRole, Role};
+use kube::ResourceExt;
 use kube::api::{Api, Patch, PatchParams, PostParams};
+use monitoring_operator::{controller, model};
 use serde_json::json;
 use support::*;
 
@@ -106,4 +112,160 @@ async fn every_edit_of_a_child_is_reverted() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(config(&cms.get(cm_name).await.unwrap()), want_config);
     assert_eq!(image(&dss.get(ds_name).await.unwrap(), "vector"), want_image);
+}
+
+#[tokio::test]
+async fn collector_pods_refused_by_pod_security_are_reported() {
+    let client = env().client().await;
+    let ns = namespace(&client, "baseline").await;
+    let label = json!({"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "baseline"}}});
+    Api::<Namespace>::all(client.clone()).patch(&ns, &PatchParams::default(), &Patch::Merge(label)).await.unwrap();
+    let nodes = create_nodes(&client, &ns, 2).await;
+    start_controller(&ns).await;
+    let mut spec = basic_spec();
+    spec["nodeSelector"] = json!({"pool": ns.clone()});
+    create(&client, &ns, ms_json("mon", spec)).await.unwrap();
+
+    let ms = wait_status(&client, &ns, "mon", "logs collector reported as refused", |m| {
+        m.status.as_ref().and_then(|s| s.vector_logs_status.as_ref()).and_then(|c| c.reason.as_deref())
+            == Some("PodsRefused")
+    })
+    .await;
+    let st = ms.status.unwrap();
+    let logs = st.vector_logs_status.unwrap();
+    let message = logs.message.unwrap();
+    assert!(message.starts_with("0/2 collector pods created; the apiserver refused the others:"), "{message}");
+    assert!(message.contains("violates PodSecurity \"baseline:latest\"") && message.contains("hostPath"), "{message}");
+    let cond = st.conditions.iter().find(|c| c.type_ == "LogsReady").unwrap();
+    assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "PodsRefused"));
+    assert!(st.message.unwrap().contains("PodSecurity"), "the resource's own message names the cause");
+    delete_nodes(&client, &nodes).await;
+}
+
+fn restricted(namespace: Option<&str>, admin: &str) -> controller::Settings {
+    controller::Settings {
+        namespace: namespace.map(str::to_string),
+        policy: model::Policy {
+            restricted: true,
+            cluster_collector_namespaces: [admin.to_string()].into(),
+            shared_greptime_namespaces: ["greptime-shared".to_string()].into(),
+        },
+        ..Default::default()
+    }
+}
+
+/// One reconcile pass as the controller would run it (the first adds the finalizer).
+async fn reconcile_twice(client: &kube::Client, ns: &str, name: &str, ctx: &std::sync::Arc<controller::Context>) {
+    for _ in 0..2 {
+        let ms = get_ms(client, ns, name).await;
+        controller::reconcile(std::sync::Arc::new(ms), ctx.clone()).await.unwrap();
+    }
+}
+
+/// The admin's policy (`--tenancy-policy restricted`): a tenant's resource asking for more than
+/// its namespace is Failed naming the field and gets no children; one that got them under the
+/// open policy loses them when the policy is tightened; the admin's namespace may collect all.
+#[tokio::test]
+async fn restricted_policy_refuses_cross_tenant_access_and_removes_what_it_had() {
+    let client = env().client().await;
+    let tenant = namespace(&client, "tenant").await;
+    let other = namespace(&client, "other-tenant").await;
+    let admin = namespace(&client, "platform").await;
+    let cluster_role = |ns: &str, name: &str| format!("monitoringservices:{ns}:{name}-vector");
+    let crs = Api::<ClusterRole>::all(client.clone());
+    let dss = Api::<DaemonSet>::namespaced(client.clone(), &tenant);
+
+    // Under the open policy (the seed's behaviour) a tenant may collect cluster-wide.
+    let mut wide = basic_spec();
+    wide["useClusterRole"] = json!(true);
+    create(&client, &tenant, ms_json("wide", wide.clone())).await.unwrap();
+    reconcile_twice(&client, &tenant, "wide", &controller::Context::new(client.clone())).await;
+    assert!(crs.get_opt(&cluster_role(&tenant, "wide")).await.unwrap().is_some(), "open policy: ClusterRole created");
+
+    // Tightened: the restricted controller removes it and says why.
+    start_controller_with(restricted(Some(&tenant), &admin)).await;
+    let ms = wait_status(&client, &tenant, "wide", "Failed by policy", |m| {
+        m.status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Ready"))
+            .is_some_and(|c| c.reason == "PolicyViolation")
+    })
+    .await;
+    assert!(
+        ms.status.unwrap().message.unwrap().starts_with("spec.useClusterRole: cluster-wide collection is not allowed")
+    );
+    eventually("ClusterRole and collectors of the tightened resource removed", SHORT, || async {
+        let gone = crs.get_opt(&cluster_role(&tenant, "wide")).await.unwrap().is_none()
+            && dss.list(&Default::default()).await.unwrap().items.iter().all(|d| !d.name_any().starts_with("wide-"));
+        gone.then_some(())
+    })
+    .await;
+
+    // Cross-tenant attempts: each Failed naming its field, nothing applied.
+    let section = |key: &str, extra: serde_json::Value| {
+        let mut s = basic_spec();
+        let mut c = json!({"s3Bucket": "bucket", "s3Region": "us-east-1"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        s[key] = c;
+        s
+    };
+    let mut greptime = basic_spec();
+    greptime["greptimeRef"] = json!({"name": "g", "namespace": other.clone()});
+    let mut wide_metrics = section("vectorMetrics", json!({"includeNamespaces": [other.clone()]}));
+    wide_metrics["useClusterRole"] = json!(true);
+    let attempts = [
+        (
+            "logs-other",
+            section("vectorLogs", json!({"includeNamespaces": [other.clone()]})),
+            "spec.vectorLogs.includeNamespaces",
+        ),
+        (
+            "logs-two",
+            section("vectorLogs", json!({"includeNamespaces": [tenant.clone(), admin.clone()]})),
+            "spec.vectorLogs.includeNamespaces",
+        ),
+        (
+            "metrics-other",
+            section("vectorMetrics", json!({"includeNamespaces": [other.clone()]})),
+            "spec.vectorMetrics.includeNamespaces",
+        ),
+        ("metrics-wide", wide_metrics, "spec.useClusterRole"),
+        ("greptime-other", greptime, "spec.greptimeRef.namespace"),
+    ];
+    for (name, spec, _) in &attempts {
+        create(&client, &tenant, ms_json(name, spec.clone())).await.unwrap();
+    }
+    for (name, _, field) in &attempts {
+        let ms = wait_status(&client, &tenant, name, &format!("{name} Failed by policy"), |m| {
+            m.status
+                .as_ref()
+                .and_then(|s| s.message.as_deref())
+                .is_some_and(|msg| msg.starts_with(&format!("{field}:")))
+        })
+        .await;
+        let cond = ms.status.unwrap().conditions.into_iter().find(|c| c.type_ == "SpecValid").unwrap();
+        assert_eq!((cond.status.as_str(), cond.reason.as_str()), ("False", "PolicyViolation"), "{name}");
+        assert!(crs.get_opt(&cluster_role(&tenant, name)).await.unwrap().is_none(), "{name}: ClusterRole");
+        let cms = Api::<ConfigMap>::namespaced(client.clone(), &tenant);
+        assert!(cms.get_opt(&format!("{name}-vector-logs-config")).await.unwrap().is_none(), "{name}: ConfigMap");
+    }
+    // Its own namespace and the shared GreptimeDB namespace are fine.
+    let mut shared = section("vectorLogs", json!({"includeNamespaces": [tenant.clone()]}));
+    shared["greptimeRef"] = json!({"name": "g", "namespace": "greptime-shared"});
+    create(&client, &tenant, ms_json("own", shared)).await.unwrap();
+    eventually("own-namespace resource gets its collector", SHORT, || async {
+        dss.get_opt("own-vector-logs").await.unwrap().map(|_| ())
+    })
+    .await;
+
+    // The admin's namespace may collect cluster-wide under the same policy.
+    create(&client, &admin, ms_json("all", wide)).await.unwrap();
+    reconcile_twice(
+        &client,
+        &admin,
+        "all",
+        &controller::Context::with_settings(client.clone(), restricted(None, &admin)),
+    )
+    .await;
+    assert!(crs.get_opt(&cluster_role(&admin, "all")).await.unwrap().is_some(), "admin namespace: ClusterRole");
 }

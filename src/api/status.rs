@@ -82,6 +82,10 @@ pub struct ComponentStatus {
     /// Human-readable state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// Why it is (not) ready, one word: the reason of its condition (AllNodesReady,
+    /// NotAllNodesReady, PodsRefused, NoEligibleNode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// State of the GreptimeDB integration.
@@ -127,12 +131,20 @@ pub mod reason {
     pub const INVALID_SPEC: &str = "InvalidSpec";
     /// Ready=False: the apiserver refused a rendered child (the message names child and field).
     pub const APPLY_REJECTED: &str = "ApplyRejected";
+    /// Ready=False, SpecValid=False: the cluster admin's tenancy policy refuses a field (the
+    /// message names it); the resource's children were removed.
+    pub const POLICY_VIOLATION: &str = "PolicyViolation";
     /// SpecValid=True.
     pub const VALID: &str = "Valid";
     /// LogsReady/MetricsReady/TracesReady=True.
     pub const ALL_NODES_READY: &str = "AllNodesReady";
     /// LogsReady/MetricsReady/TracesReady=False.
     pub const NOT_ALL_NODES_READY: &str = "NotAllNodesReady";
+    /// LogsReady/MetricsReady/TracesReady=False: the apiserver refused the collector's pods
+    /// (Pod Security admission, a quota, a webhook); the message has its answer.
+    pub const PODS_REFUSED: &str = "PodsRefused";
+    /// LogsReady/MetricsReady=False: no node matches the collector's scheduling constraints.
+    pub const NO_ELIGIBLE_NODE: &str = "NoEligibleNode";
     /// GreptimeDBReady=False: the referenced GreptimeDBCluster (or its CRD) does not exist.
     pub const CLUSTER_NOT_FOUND: &str = "ClusterNotFound";
     /// GreptimeDBReady=False: the cluster exists but reports a phase other than Running/Updating.

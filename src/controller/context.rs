@@ -31,6 +31,8 @@ pub struct Settings {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Other custom resource kinds (`group/version/Kind`) whose status is exported as metrics.
     pub status_kinds: Vec<String>,
+    /// The cluster admin's tenancy policy (open by default: the seed's behaviour).
+    pub policy: crate::model::Policy,
 }
 
 impl Default for Settings {
@@ -41,6 +43,7 @@ impl Default for Settings {
             greptime_url: None,
             metrics_addr: None,
             status_kinds: Vec::new(),
+            policy: Default::default(),
         }
     }
 }

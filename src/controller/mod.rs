@@ -9,6 +9,7 @@ mod context;
 mod dereference;
 mod drift;
 mod reconcile;
+mod refusals;
 pub mod traced;
 
 use std::sync::Arc;

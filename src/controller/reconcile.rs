@@ -17,6 +17,7 @@ use tracing::{Instrument, info, warn};
 use super::apply::{self, SyncError};
 use super::context::Context;
 use super::dereference::dereference;
+use super::refusals;
 use super::traced::traced;
 use crate::api::{MonitoringServices, MonitoringServicesStatus, Phase};
 use crate::error::{Error, bounded};
@@ -32,6 +33,9 @@ pub const FINALIZER: &str = "e6data.io/cluster-resources";
 const RESYNC: Duration = Duration::from_secs(600);
 /// GreptimeDB's HTTP API is never watched (and its CRD may appear after start-up): look again.
 const GREPTIME_RECHECK: Duration = Duration::from_secs(30);
+/// Collector pods missing (refused, or not created yet): the refusal is an Event, which is not
+/// watched, and the DaemonSet's status does not change while its controller retries.
+const PODS_MISSING_RECHECK: Duration = Duration::from_secs(15);
 /// A child the apiserver refused: the spec must change, but the refusal may also come from
 /// something outside the spec (an admission policy, the operator's RBAC) that gets fixed.
 const REJECTED_RECHECK: Duration = Duration::from_secs(60);
@@ -98,6 +102,19 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     let (name, ns, generation) = (ms.name_any(), ms.namespace().unwrap_or_default(), ms.metadata.generation);
     let old = ms.status.as_ref();
 
+    // The admin's policy first, before anything is read on the resource's behalf: what it
+    // refuses gets nothing, and loses what an older, looser policy gave it.
+    if let Err(v) = ctx.settings.policy.check(&ms) {
+        let removed = apply::sync(&ctx.client, &ns, &name, render::Children::default()).await.map_err(|e| match e {
+            SyncError::Failed(e) => e,
+            SyncError::Rejected(r) => Error::Render(r.to_string()),
+        })?;
+        if removed.deleted > 0 {
+            info!(%ns, %name, deleted = removed.deleted, field = %v.field, "tenancy policy: children removed");
+        }
+        write_status(ctx, &ms, status::failed(old, generation, &Failure::PolicyViolation(v))).await?;
+        return Ok(Action::await_change());
+    }
     let dereferenced = dereference(&ms, ctx).await?;
     let model = match model::build(&ms, &dereferenced) {
         Ok(m) => m,
@@ -120,10 +137,18 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     if synced.applied + synced.deleted > 0 {
         info!(%ns, %name, applied = synced.applied, deleted = synced.deleted, "children synced");
     }
-    let observed = status::observe(&model, &synced.live, generation);
+    let refused = refusals::pod_refusals(&ctx.client, &ns, &synced.live.daemon_sets).await;
+    let observed = status::observe(&model, &synced.live, &refused, generation);
     write_status(ctx, &ms, status::compose(old, observed)).await?;
     let greptime_down = model.greptime.as_ref().is_some_and(|g| !g.health.ready);
-    Ok(Action::requeue(if greptime_down { GREPTIME_RECHECK } else { RESYNC }))
+    let pods_missing = synced.live.daemon_sets.iter().any(status::pods_missing);
+    Ok(Action::requeue(if pods_missing {
+        PODS_MISSING_RECHECK
+    } else if greptime_down {
+        GREPTIME_RECHECK
+    } else {
+        RESYNC
+    }))
 }
 
 /// Write `st` if it differs from the stored status; publish an Event when the phase changes.

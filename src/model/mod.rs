@@ -7,6 +7,7 @@
 mod collector;
 mod greptime;
 mod inputs;
+mod policy;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -20,6 +21,7 @@ use crate::api::{
 };
 pub use greptime::{Greptime, GreptimeHealth, GreptimeTarget};
 pub use inputs::{DEFAULT_DISCOVERY_IMAGE, Dereferenced, GreptimeLookup, OperatorSettings, PipelineCheck};
+pub use policy::{Policy, Violation};
 pub use validate::{SpecError, check_label, check_quantity, substitute};
 use validate::{check_dns_subdomain, err};
 
