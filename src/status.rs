@@ -65,11 +65,15 @@ pub fn component(c: Component, ds: Option<&DaemonSet>, refused: Option<&str>) ->
     } else {
         (false, not_ready, format!("{ready}/{desired} nodes {verb}"))
     };
+    state(ok, desired, ready, reason, &message)
+}
+
+fn state(ok: bool, desired: i32, ready: i32, reason: &str, message: &str) -> ComponentStatus {
     ComponentStatus {
         ready: ok,
         replicas: desired,
         ready_replicas: ready,
-        message: Some(bounded(&message)),
+        message: Some(bounded(message)),
         reason: Some(reason.to_string()),
     }
 }
@@ -104,13 +108,7 @@ pub fn deployment(d: Option<&Deployment>) -> ComponentStatus {
         _ if ok => (reason::ALL_NODES_READY, "All replicas serving OTLP".to_string()),
         _ => (reason::NOT_ALL_NODES_READY, format!("{ready}/{desired} replicas ready")),
     };
-    ComponentStatus {
-        ready: ok,
-        replicas: desired,
-        ready_replicas: ready,
-        message: Some(bounded(&message)),
-        reason: Some(reason.to_string()),
-    }
+    state(ok, desired, ready, reason, &message)
 }
 
 /// Phase from the components' states; `previous` keeps a once-running CR Degraded rather
