@@ -456,8 +456,10 @@ async fn bench_logs_pipelines_throughput() {
     let Some(bin) = vector_bin::vector() else { return };
     const LINES: usize = 1_000_000;
     let client = support::env().client().await;
-    let ns = support::namespace(&client, "bench").await;
-    let node = support::create_nodes(&client, &ns, 1).await.remove(0);
+    // `ws`: the namespace the rendered namespace-scoped config collects (see `logs_config`).
+    let ns = "ws".to_string();
+    support::create_namespace(&client, &ns).await;
+    let node = support::create_nodes(&client, "bench", 1).await.remove(0);
     let api: Pod = serde_json::from_value(json!({
         "metadata": {"name": "api", "labels": {"app": "api"}},
         "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox:1.36"}]}
@@ -521,7 +523,7 @@ async fn bench_logs_pipelines_throughput() {
                 break;
             }
             assert!(v.running(), "{}", v.log_text());
-            assert!(start.elapsed() < Duration::from_secs(600), "{name}: stuck at {n}\n{}", v.log_text());
+            assert!(start.elapsed() < Duration::from_secs(180), "{name}: stuck at {n}\n{}", v.log_text());
             std::thread::sleep(Duration::from_millis(20));
         }
         let (t0, n0) = first.unwrap();
