@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 mod support;
 use support::datapath::{
     Heartbeat, Prometheus, Proxy, S3, Target, Vector, append, counters, cri_lines, free_port, is_heartbeat, received,
+    sent,
 };
 use support::vector_bin;
 
@@ -722,4 +723,79 @@ fn an_unreachable_realtime_endpoint_never_stalls_the_archive() {
     assert_exactly_once(&objects, &lines("line", 20_000), &vector);
     drop(vector);
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Benchmark, not a test (`cargo test --test datapath -- --ignored --nocapture bench_archive`):
+/// the S3 archive's delivery rate with the real-time endpoint (GreptimeDB) unreachable, as a
+/// ratio to the same collector without a real-time sink: 20,000 lines (twice the real-time
+/// buffer), time until S3 has acknowledged them all (the archive sink's
+/// `vector_component_sent_events_total`), alternating, median of 3.
+#[test]
+#[ignore]
+fn bench_archive_rate_with_realtime_down() {
+    let _serial = support::datapath::serial();
+    let Some(bin) = vector_bin::vector() else { return };
+    const LINES: usize = 20_000;
+    let s3 = S3::with_bucket(BUCKET);
+    let closed = free_port(); // nothing listens there
+    let down = model::Dereferenced {
+        greptime: Some(model::GreptimeLookup::Found {
+            endpoint: format!("127.0.0.1:{closed}"),
+            phase: Some("Running".into()),
+            pipeline: model::PipelineCheck::Ready,
+        }),
+        ..Default::default()
+    };
+    let run = |name: &str, realtime: bool| -> f64 {
+        let (dir, var_log) = support::datapath::fresh_node(&format!("rate-{name}"));
+        let mut spec = json!({
+            "workspace": "analytics", "tenant": "acme",
+            "vectorLogs": {"s3Bucket": BUCKET, "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+                           "s3Prefix": name, "batchTimeoutSecs": 1},
+            "vectorMetrics": {"enabled": false},
+        });
+        let deref = if realtime {
+            spec["greptimeRef"] = json!({"name": "g", "metricsEnabled": false});
+            down.clone()
+        } else {
+            model::Dereferenced::default()
+        };
+        let (mut base, settings) = collector_config(spec, "mon-vector-logs-config", &deref);
+        assert_eq!(base["sinks"].get("greptimedb_logs").is_some(), realtime);
+        localise(&mut base, &dir);
+        let exporter = base["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
+        let base_file = dir.join("vector.yaml");
+        write_yaml(&base_file, &base);
+        let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
+        append(&log_file(&var_log, &api), &cri_lines(&lines("line", LINES)));
+        let targets = dir.join("targets.yaml");
+        std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
+        let start = std::time::Instant::now();
+        let mut v = Vector::start(&bin, &[base_file, targets], &var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+        let _heartbeat = Heartbeat::start(log_file(&var_log, &api));
+        while sent(&exporter, "s3_archive") < LINES as u64 {
+            assert!(v.running(), "{}", v.log_text());
+            assert!(start.elapsed() < Duration::from_secs(180), "{name}: stuck\n{}", v.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let took = start.elapsed().as_secs_f64();
+        eprintln!("{name}: {LINES} lines archived in {took:.2}s");
+        drop(v);
+        std::fs::remove_dir_all(&dir).ok();
+        took
+    };
+    let (mut without, mut with) = (Vec::new(), Vec::new());
+    for _ in 0..3 {
+        without.push(run("archive-only", false));
+        with.push(run("realtime-down", true));
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[1]
+    };
+    let (a, b) = (median(&mut without), median(&mut with));
+    eprintln!(
+        "20,000 lines, median of 3: archive only {a:.2}s, real-time endpoint down {b:.2}s; archive rate ratio {:.2}",
+        a / b
+    );
 }

@@ -249,9 +249,18 @@ pub fn vector_metrics(addr: &str) -> String {
 
 /// Events `component` received so far, from the exporter at `addr`.
 pub fn received(addr: &str, component: &str) -> u64 {
+    component_total(addr, "vector_component_received_events_total", component)
+}
+
+/// Events `component` sent on (for a sink: delivered and acknowledged), from the exporter.
+pub fn sent(addr: &str, component: &str) -> u64 {
+    component_total(addr, "vector_component_sent_events_total", component)
+}
+
+fn component_total(addr: &str, metric: &str, component: &str) -> u64 {
     vector_metrics(addr)
         .lines()
-        .filter(|l| l.starts_with("vector_component_received_events_total{"))
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
         .filter(|l| l.contains(&format!("component_id=\"{component}\"")))
         // `name{labels} value [timestamp]`
         .filter_map(|l| l.rsplit_once('}')?.1.split_whitespace().next()?.parse::<f64>().ok())
