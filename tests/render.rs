@@ -500,3 +500,38 @@ fn s3_objects_carry_the_content_type_and_extension_of_their_encoding() {
     assert_eq!(filename_extension(EncodingCodec::Json, Compression::None), "json");
     assert_eq!(content_type(EncodingCodec::Text), "text/plain");
 }
+
+/// Every collector and trace-endpoint container of every example runs hardened: no privilege
+/// escalation, read-only root filesystem, every capability dropped, none added, RuntimeDefault
+/// seccomp; the node's log directories are mounted read-only; the sidecar never runs as root.
+#[test]
+fn every_container_is_hardened() {
+    for (file, ms) in seed_examples() {
+        for child in children(&ms).iter().filter(|c| matches!(c.kind, Kind::DaemonSet | Kind::Deployment)) {
+            let pod = &child.object.data["spec"]["template"]["spec"];
+            assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault", "{file} {}", child.name());
+            let containers = pod["containers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .chain(pod["initContainers"].as_array().into_iter().flatten());
+            for c in containers {
+                let sc = &c["securityContext"];
+                let at = format!("{file} {} {}", child.name(), c["name"]);
+                assert_eq!(sc["allowPrivilegeEscalation"], false, "{at}");
+                assert_eq!(sc["readOnlyRootFilesystem"], true, "{at}");
+                assert_eq!(sc["capabilities"]["drop"], serde_json::json!(["ALL"]), "{at}");
+                assert!(sc["capabilities"].get("add").is_none() && sc.get("privileged").is_none(), "{at}");
+                assert_eq!(sc["seccompProfile"]["type"], "RuntimeDefault", "{at}");
+                if c["name"] != "vector" {
+                    assert_eq!(sc["runAsNonRoot"], true, "{at}");
+                }
+                for m in c["volumeMounts"].as_array().into_iter().flatten() {
+                    if m["mountPath"] == "/var/log" || m["mountPath"] == "/var/lib" {
+                        assert_eq!(m["readOnly"], true, "{at}: {m}");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -11,7 +11,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, 
 
 use super::configmap::{CONFIG_KEY, DISCOVERY_KEY};
 use super::meta::{self, Component};
-use super::pod::{CONFIG_DIR, field_env, health_probe, host_path, mount, pull_secrets, resources};
+use super::pod::{
+    CONFIG_DIR, field_env, hardened, health_probe, host_path, mount, pod_security, pull_secrets, resources,
+};
 use crate::model::{Collector, Model, Scope};
 use crate::vector::{API_PORT, DATA_DIR, METRICS_PORT};
 
@@ -54,6 +56,7 @@ fn discovery_containers(m: &Model) -> (Container, Container) {
             ..Default::default()
         }),
         volume_mounts: Some(vec![mount("config", CONFIG_DIR, true), mount("discovery", DISCOVERY_DIR, false)]),
+        security_context: Some(hardened(true)),
         ..Default::default()
     };
     (
@@ -145,6 +148,7 @@ pub fn render(
         readiness_probe: Some(health_probe()),
         resources: Some(resources(&c.resources)),
         volume_mounts: Some(mounts),
+        security_context: Some(hardened(false)),
         ..Default::default()
     };
 
@@ -167,6 +171,7 @@ pub fn render(
                     node_selector: (!m.pod.node_selector.is_empty()).then(|| m.pod.node_selector.clone()),
                     affinity: m.pod.affinity.clone(),
                     image_pull_secrets: pull_secrets(m),
+                    security_context: Some(pod_security()),
                     // Matches Vector's default graceful shutdown limit, so buffers flush.
                     termination_grace_period_seconds: Some(60),
                     ..Default::default()

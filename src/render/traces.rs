@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::configmap::CONFIG_KEY;
 use super::meta::{self, Component};
-use super::pod::{CONFIG_DIR, field_env, health_probe, mount, pull_secrets, resources};
+use super::pod::{CONFIG_DIR, field_env, hardened, health_probe, mount, pod_security, pull_secrets, resources};
 use crate::model::{Model, Traces};
 use crate::vector::traces::{GRPC_PORT, HTTP_PORT};
 use crate::vector::{API_PORT, DATA_DIR, METRICS_PORT};
@@ -55,6 +55,7 @@ pub fn deployment(m: &Model, owner: Option<&OwnerReference>, t: &Traces, config_
         readiness_probe: Some(health_probe()),
         resources: Some(resources(&t.resources)),
         volume_mounts: Some(vec![mount("config", CONFIG_DIR, true), mount("data", DATA_DIR, false)]),
+        security_context: Some(hardened(false)),
         ..Default::default()
     };
     Deployment {
@@ -70,6 +71,7 @@ pub fn deployment(m: &Model, owner: Option<&OwnerReference>, t: &Traces, config_
                 }),
                 spec: Some(PodSpec {
                     service_account_name: Some(m.service_account.clone()),
+                    security_context: Some(pod_security()),
                     containers: vec![container],
                     volumes: Some(vec![
                         Volume {
