@@ -33,7 +33,9 @@ pub async fn pod_refusals(client: &Client, namespace: &str, daemon_sets: &[Daemo
                     .filter(|e| uid.is_none() || e.involved_object.uid == uid)
                     .max_by_key(|e| e.last_timestamp.as_ref().map(|t| t.0).or(e.event_time.as_ref().map(|t| t.0)));
                 if let Some(message) = latest.and_then(|e| e.message) {
-                    out.insert(name, message);
+                    // The event recorder's aggregation prefix says nothing to a user.
+                    let message = message.strip_prefix("(combined from similar events): ").unwrap_or(&message);
+                    out.insert(name, message.to_string());
                 }
             }
             Err(e) => warn!(%namespace, daemonset = %name, error = %e, "cannot read the DaemonSet's events"),
