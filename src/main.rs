@@ -92,6 +92,10 @@ enum Command {
     },
 }
 
+/// How long a SIGTERM waits for the graceful shutdown: under Kubernetes' default 30 s
+/// termination grace period.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(20);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -110,6 +114,18 @@ async fn main() -> anyhow::Result<()> {
             shared_greptime_namespaces,
         } => {
             let _guard = tracing_setup::init(&log_format)?;
+            // A SIGTERM always ends the process. The graceful shutdown (running reconciles
+            // finish) gets SHUTDOWN_GRACE; measured: with the apiserver unreachable it never
+            // finished on its own, so the pod would wait out its whole grace period and be killed.
+            tokio::spawn(async {
+                monitoring_operator::telemetry::server::shutdown_signal().await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+                tracing::warn!(
+                    grace_secs = SHUTDOWN_GRACE.as_secs(),
+                    "graceful shutdown did not finish in time: exiting"
+                );
+                std::process::exit(0);
+            });
             let config = kube::Config::infer().await.context("no Kubernetes configuration found")?;
             let (client, counter) = controller::client::counted(config)?;
             tracing::info!(namespace = namespace.as_deref().unwrap_or("<all>"), "starting controller");

@@ -321,3 +321,53 @@ async fn reconcile_traces_arrive_in_jaeger() {
     assert_eq!(support::jaeger::tag(&apply, "result").as_deref(), Some("ok"));
     assert_eq!(apply["traceID"], root["traceID"]);
 }
+
+/// Wait up to `limit` for `child` to exit after a SIGTERM; its exit status if it did.
+fn terminate(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
+/// A SIGTERM ends the operator, with the apiserver reachable and without: before, with the
+/// apiserver unreachable the process never stopped (its graceful shutdown never finished),
+/// so a pod would wait out its grace period and be killed.
+#[tokio::test]
+async fn sigterm_ends_the_operator_even_with_the_apiserver_unreachable() {
+    let dead = std::env::temp_dir().join(format!("dead-kubeconfig-{}", std::process::id()));
+    let port = free_port(); // nothing listens there
+    std::fs::write(
+        &dead,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters: [{{name: c, cluster: {{server: \"https://127.0.0.1:{port}\", insecure-skip-tls-verify: true}}}}]\nusers: [{{name: u, user: {{token: x}}}}]\ncontexts: [{{name: c, context: {{cluster: c, user: u}}}}]\ncurrent-context: c\n"
+        ),
+    )
+    .unwrap();
+    let client = env().client().await;
+    let ns = namespace(&client, "sigterm").await;
+    for kubeconfig in [dead.clone(), env().kubeconfig.clone()] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_monitoring-operator"))
+            .args(["run", "--namespace", &ns, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
+            .env("KUBECONFIG", &kubeconfig)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert!(child.try_wait().unwrap().is_none(), "{}: exited before the signal", kubeconfig.display());
+        let (status, mut child) =
+            tokio::task::spawn_blocking(move || (terminate(&mut child, Duration::from_secs(60)), child)).await.unwrap();
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        assert!(status.is_some(), "{}: still running 60 s after SIGTERM", kubeconfig.display());
+    }
+    std::fs::remove_file(&dead).ok();
+}
