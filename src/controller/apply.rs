@@ -32,6 +32,10 @@ pub struct Synced {
     pub live: Children,
     pub applied: usize,
     pub deleted: usize,
+    /// ClusterRoles and ClusterRoleBindings written: they have no owner reference (a
+    /// cluster-scoped object cannot be owned by a namespaced one), so the caller checks that
+    /// their owner still exists.
+    pub cluster_applied: usize,
 }
 
 /// An apply the apiserver refused; nothing of the change was persisted.
@@ -220,12 +224,19 @@ pub async fn sync(client: &Client, namespace: &str, cr: &str, children: Children
 
     let mut out = Synced::default();
     // Identity and RBAC before the config, the config before the workloads that mount it.
+    let service_accounts = sa.apply(&mut out).await?;
+    let roles = role.apply(&mut out).await?;
+    let role_bindings = rb.apply(&mut out).await?;
+    let before_cluster = out.applied;
+    let cluster_roles = cr_.apply(&mut out).await?;
+    let cluster_role_bindings = crb.apply(&mut out).await?;
+    out.cluster_applied = out.applied - before_cluster;
     let live = Children {
-        service_accounts: sa.apply(&mut out).await?,
-        roles: role.apply(&mut out).await?,
-        role_bindings: rb.apply(&mut out).await?,
-        cluster_roles: cr_.apply(&mut out).await?,
-        cluster_role_bindings: crb.apply(&mut out).await?,
+        service_accounts,
+        roles,
+        role_bindings,
+        cluster_roles,
+        cluster_role_bindings,
         config_maps: cm.apply(&mut out).await?,
         daemon_sets: ds.apply(&mut out).await?,
         deployments: deploy.apply(&mut out).await?,

@@ -137,6 +137,22 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     if synced.applied + synced.deleted > 0 {
         info!(%ns, %name, applied = synced.applied, deleted = synced.deleted, "children synced");
     }
+    if synced.cluster_applied > 0 {
+        // A reconcile of a stale copy (queued before the resource was deleted and its finalizer
+        // ran) would leave cluster-wide pod reads granted to nobody's resource: nothing garbage
+        // collects cluster-scoped children. Check the owner after writing them.
+        let current = traced("get", "MonitoringServices", &ns, &name, ms_api(ctx, &ns).get_opt(&name)).await.map_err(
+            |source| Error::Dereference {
+                what: "MonitoringServices (owner of cluster-scoped children)".into(),
+                source,
+            },
+        )?;
+        if current.is_none_or(|c| c.metadata.uid != ms.metadata.uid) {
+            warn!(%ns, %name, "resource gone while its cluster-scoped children were applied: removing them");
+            apply::delete_cluster_children(&ctx.client, &ns, &name).await?;
+            return Ok(Action::await_change());
+        }
+    }
     let refused = refusals::pod_refusals(&ctx.client, &ns, &synced.live.daemon_sets).await;
     let observed = status::observe(&model, &synced.live, &refused, generation);
     write_status(ctx, &ms, status::compose(old, observed)).await?;
@@ -149,6 +165,10 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     } else {
         RESYNC
     }))
+}
+
+fn ms_api(ctx: &Context, ns: &str) -> Api<MonitoringServices> {
+    Api::namespaced(ctx.client.clone(), ns)
 }
 
 /// Write `st` if it differs from the stored status; publish an Event when the phase changes.
