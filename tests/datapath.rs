@@ -799,3 +799,65 @@ fn bench_archive_rate_with_realtime_down() {
         a / b
     );
 }
+
+/// The collector pod's hardening, with the real binary: Vector as root with no capability at
+/// all, `no_new_privs` and a read-only root filesystem (what `capabilities.drop: [ALL]`,
+/// `allowPrivilegeEscalation: false` and `readOnlyRootFilesystem: true` give it) still reads
+/// the kubelet's root-owned 0640 log files and writes only its data dir (a separate writable
+/// mount, as the hostPath is). The namespace-scoped file source as the sidecar renders it.
+#[test]
+fn hardened_vector_reads_pod_logs_without_capabilities_on_a_read_only_root() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = support::datapath::serial();
+    let Some(bin) = vector_bin::vector() else { return };
+    // /dev/shm: a writable mount of its own that stays writable when / is remounted read-only.
+    let dir = PathBuf::from(format!("/dev/shm/datapath-hardened-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let var_log = dir.join("var-log");
+    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
+    let file = log_file(&var_log, &api);
+    append(&file, &cri_lines(&lines("line", 100)));
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let (_, settings) = logs_config(json!({"workspace": "analytics", "tenant": "acme",
+        "vectorLogs": {"s3Bucket": BUCKET, "s3Region": "us-east-1"}, "vectorMetrics": {"enabled": false}}));
+    let fragment: Value =
+        serde_norway::from_str(&vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
+    let out = dir.join("out.log");
+    let cfg = json!({
+        "data_dir": dir.join("data"),
+        "sources": {"pod_logs": fragment["sources"]["pod_logs"]},
+        "sinks": {"out": {"type": "file", "inputs": ["pod_logs"], "path": out, "encoding": {"codec": "text"}}},
+    });
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    let config = dir.join("vector.yaml");
+    write_yaml(&config, &cfg);
+    let script = r#"mount --bind "$0" /var/log && mount -o remount,bind,ro / && exec setpriv --bounding-set=-all --inh-caps=-all --no-new-privs sh -c 'touch /probe 2>/dev/null && echo ROOT-WRITABLE; grep CapEff /proc/self/status; exec "$0" --config "$1"' "$1" "$2""#;
+    let mut child = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .arg(&var_log)
+        .arg(&bin)
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(dir.join("vector.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let read =
+        || std::fs::read_to_string(&out).unwrap_or_default().lines().filter(|l| l.contains(" stdout F line-")).count();
+    while read() < 100 && std::time::Instant::now() < deadline {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "vector exited:\n{}",
+            std::fs::read_to_string(dir.join("vector.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut stdout = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
+    assert!(!stdout.contains("ROOT-WRITABLE"), "the root filesystem was writable");
+    assert!(stdout.contains("CapEff:\t0000000000000000"), "capabilities left: {stdout}");
+    assert_eq!(read(), 100, "{}", std::fs::read_to_string(dir.join("vector.log")).unwrap_or_default());
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -107,6 +107,7 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     if let Err(v) = ctx.settings.policy.check(&ms) {
         let removed = apply::sync(&ctx.client, &ns, &name, render::Children::default()).await.map_err(|e| match e {
             SyncError::Failed(e) => e,
+            // An empty child set applies nothing, so nothing can be refused: a bug if it is.
             SyncError::Rejected(r) => Error::Render(r.to_string()),
         })?;
         if removed.deleted > 0 {
