@@ -59,6 +59,10 @@ enum Command {
         /// Under `restricted`: namespaces whose GreptimeDB clusters any resource may reference.
         #[arg(long, env = "SHARED_GREPTIME_NAMESPACES", value_delimiter = ',')]
         shared_greptime_namespaces: Vec<String>,
+        /// Namespaces pinned to one tenant, `namespace=tenant,...` (either policy): resources
+        /// there must have that spec.tenant, and their Loki/remote-write outputs send only as it.
+        #[arg(long, env = "PINNED_TENANTS", value_delimiter = ',')]
+        pinned_tenants: Vec<String>,
     },
     /// Per-node scrape-target discovery: the sidecar of the metrics collector. Watches the
     /// pods of one node and writes the Vector config file with that node's targets.
@@ -112,6 +116,7 @@ async fn main() -> anyhow::Result<()> {
             tenancy_policy,
             cluster_collector_namespaces,
             shared_greptime_namespaces,
+            pinned_tenants,
         } => {
             let _guard = tracing_setup::init(&log_format)?;
             // A SIGTERM always ends the process. The graceful shutdown (running reconciles
@@ -150,6 +155,12 @@ async fn main() -> anyhow::Result<()> {
                         .into_iter()
                         .filter(|n| !n.is_empty())
                         .collect(),
+                    pinned_tenants: pinned_tenants
+                        .iter()
+                        .filter(|p| !p.is_empty())
+                        .map(|p| parse_pin(p))
+                        .collect::<Result<_, _>>()
+                        .map_err(|e| anyhow::anyhow!("--pinned-tenants {e}"))?,
                 },
             };
             tracing::info!(policy = ?settings.policy, "tenancy policy");
@@ -195,4 +206,12 @@ fn render_file(file: &PathBuf, default_ns: &str) -> anyhow::Result<String> {
     }
     anyhow::ensure!(found > 0, "no MonitoringServices document in {}", file.display());
     Ok(out)
+}
+
+/// `namespace=tenant` of `--pinned-tenants`.
+fn parse_pin(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((ns, tenant)) if !ns.is_empty() && !tenant.is_empty() => Ok((ns.to_string(), tenant.to_string())),
+        _ => Err(format!("{s:?}: expected namespace=tenant")),
+    }
 }

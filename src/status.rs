@@ -10,7 +10,7 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{Cloud, ComponentStatus, MonitoringServicesStatus, Phase, condition, reason};
+use crate::api::{Cloud, ComponentStatus, MonitoringServicesStatus, OutputStatus, Phase, condition, reason};
 use crate::error::bounded;
 use crate::model::{GreptimeHealth, Model, SpecError, Violation};
 use crate::render::Children;
@@ -192,6 +192,7 @@ pub fn failed(
         // Nothing of the resource runs any more: no component to report.
         (st.vector_logs_status, st.vector_metrics_status, st.vector_traces_status) = (None, None, None);
         st.greptimedb_status = None;
+        st.outputs.clear();
     } else {
         // Component conditions stay as last observed: the running collectors were not touched.
         conditions.extend(
@@ -208,8 +209,38 @@ pub struct Observed<'a> {
     pub metrics: Option<ComponentStatus>,
     pub traces: Option<ComponentStatus>,
     pub greptime: Option<&'a GreptimeHealth>,
+    pub outputs: Vec<OutputStatus>,
     pub cloud: Option<Cloud>,
     pub generation: Option<i64>,
+}
+
+/// The outputs `m` configures, for status.
+pub fn outputs(m: &Model) -> Vec<OutputStatus> {
+    let mut out = Vec::new();
+    let credentials = |secrets: &BTreeMap<String, crate::model::MountedSecret>| {
+        secrets.iter().flat_map(|(n, s)| s.keys.iter().map(move |k| format!("{n}/{k}"))).collect::<Vec<_>>()
+    };
+    if let Some((c, l)) = m.logs.as_ref().and_then(|c| Some((c, c.loki.as_ref()?))) {
+        out.push(OutputStatus {
+            name: "loki".into(),
+            component: "logs".into(),
+            endpoint: l.endpoint.clone(),
+            tenant_id: l.tenant_id.clone(),
+            sink: crate::vector::logs::LOKI_SINK.into(),
+            credentials: credentials(&c.secrets),
+        });
+    }
+    if let Some((c, r)) = m.metrics.as_ref().and_then(|c| Some((c, c.remote_write.as_ref()?))) {
+        out.push(OutputStatus {
+            name: "remoteWrite".into(),
+            component: "metrics".into(),
+            endpoint: r.endpoint.clone(),
+            tenant_id: r.tenant_id.clone(),
+            sink: crate::vector::metrics::REMOTE_WRITE_SINK.into(),
+            credentials: credentials(&c.common.secrets),
+        });
+    }
+    out
 }
 
 /// What `m`'s applied children (as the apiserver returned or listed them) report; `refused`:
@@ -229,6 +260,7 @@ pub fn observe<'a>(
         metrics: m.metrics.as_ref().map(|_| collector(Component::Metrics)),
         traces: m.traces.as_ref().map(|_| deployment(deploy)),
         greptime: m.greptime.as_ref().map(|g| &g.health),
+        outputs: outputs(m),
         cloud: m.cloud,
         generation,
     }
@@ -311,6 +343,7 @@ pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> Monit
         vector_metrics_status: o.metrics,
         vector_traces_status: o.traces,
         greptimedb_status: o.greptime.map(|i| i.status.clone()),
+        outputs: o.outputs,
         conditions,
     }
 }
@@ -403,6 +436,7 @@ mod tests {
             metrics: None,
             traces: None,
             greptime: Some(&down),
+            outputs: Vec::new(),
             cloud: None,
             generation: Some(3),
         };
@@ -420,6 +454,7 @@ mod tests {
             metrics: None,
             traces: None,
             greptime: None,
+            outputs: Vec::new(),
             cloud: Some(Cloud::Gcp),
             generation: Some(3),
         };

@@ -861,3 +861,184 @@ fn hardened_vector_reads_pod_logs_without_capabilities_on_a_read_only_root() {
     assert_eq!(read(), 100, "{}", std::fs::read_to_string(dir.join("vector.log")).unwrap_or_default());
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `user:password` as HTTP basic authentication sends it.
+fn basic(user: &str, password: &str) -> String {
+    const ABC: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = format!("{user}:{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ABC[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Basic {out}")
+}
+
+/// The Secrets of a test, as the dereference step reports them and as the pod mounts them:
+/// `dir/secrets/<name>/<file>` with the config's secret backends pointed there.
+fn mount_secrets(cfg: &mut Value, dir: &Path, secrets: &[(&str, &str, &str)]) -> model::Dereferenced {
+    let mut found: BTreeMap<String, Option<model::SecretInfo>> = BTreeMap::new();
+    for (name, key, value) in secrets {
+        let d = dir.join("secrets").join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join(key.replace('-', "_")), format!("{value}\n")).unwrap();
+        let info = found.entry(name.to_string()).or_insert_with(|| Some(Default::default())).as_mut().unwrap();
+        info.keys.insert(key.to_string());
+        info.resource_version = "1".into();
+        if let Some(backend) = cfg.get_mut("secret").and_then(|s| s.get_mut(model::backend_name(name))) {
+            backend["path"] = json!(d);
+        }
+    }
+    model::Dereferenced { secrets: found, ..Default::default() }
+}
+
+/// Logs to Loki with the archive beside it: while Loki is down for a minute the S3 archive
+/// still gets every line on time (the Loki sink's buffer drops, it never backpressures); once
+/// Loki is up it receives the lines as streams labelled only with bounded values, as the
+/// resource's tenant, with the password read from the mounted Secret.
+#[test]
+fn loki_down_a_minute_leaves_the_archive_whole_then_gets_labelled_streams() {
+    let _serial = support::datapath::serial();
+    let Some(bin) = vector_bin::vector() else { return };
+    let (dir, var_log) = support::datapath::fresh_node("loki");
+    let s3 = S3::with_bucket(BUCKET);
+    let loki_port = free_port(); // nothing listens there until Loki "comes back"
+    let spec = json!({
+        "workspace": "analytics", "tenant": "acme",
+        "vectorLogs": {"s3Bucket": BUCKET, "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+                       "s3Prefix": "archive", "batchTimeoutSecs": 1,
+                       "loki": {"endpoint": format!("http://127.0.0.1:{loki_port}"),
+                                "extraLabels": {"cluster": "test"},
+                                "auth": {"basic": {"username": "grafana",
+                                         "passwordSecretRef": {"name": "loki-auth", "key": "pass-word"}}}}},
+        "vectorMetrics": {"enabled": false},
+    });
+    let secrets = [("loki-auth", "pass-word", "s3cret")];
+    let deref = mount_secrets(&mut json!({}), &dir, &secrets);
+    let (mut base, settings) = collector_config(spec, "mon-vector-logs-config", &deref);
+    assert_eq!(base["sinks"]["loki"]["auth"]["password"], "SECRET[secret_loki_auth.pass_word]");
+    mount_secrets(&mut base, &dir, &secrets);
+    localise(&mut base, &dir);
+    let exporter = base["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
+    let base_file = dir.join("vector.yaml");
+    write_yaml(&base_file, &base);
+    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
+    let targets = dir.join("targets.yaml");
+    std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
+    let file = log_file(&var_log, &api);
+    append(&file, "");
+    let mut vector = Vector::start(&bin, &[base_file, targets], &var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    let _heartbeat = Heartbeat::start(file.clone());
+
+    let mut during = Vec::new();
+    for i in 0..60 {
+        // The pace of the application writing, not a synchronisation.
+        let batch = lines(&format!("during-{i:02}"), 10);
+        append(&file, &cri_lines(&batch));
+        during.extend(batch);
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    // The archive, with Loki unreachable all along: every line, within its batch timeout and a
+    // margin, not after the outage.
+    let archived = messages(&s3.wait_records(BUCKET, during.len(), Duration::from_secs(30)));
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+    assert_none_lost(&archived, &during, &vector);
+
+    let loki = support::loki::Loki::start(loki_port);
+    let after = lines("after", 20);
+    append(&file, &cri_lines(&after));
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    let got = loop {
+        let got: Vec<_> = loki.lines().into_iter().filter(|l| l.line.starts_with("after-")).collect();
+        if got.len() >= after.len() || std::time::Instant::now() > deadline {
+            break got;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let seen: std::collections::BTreeSet<&str> = got.iter().map(|l| l.line.as_str()).collect();
+    assert_eq!(
+        seen.len(),
+        after.len(),
+        "lines in Loki: {seen:?}\nvector's counters:\n{}\nvector:\n{}",
+        counters(&exporter),
+        vector.log_text()
+    );
+    let want_labels: BTreeMap<String, String> = [
+        ("namespace", "ws"),
+        ("pod", "api"),
+        ("container", "app"),
+        ("workspace", "analytics"),
+        ("tenant", "acme"),
+        ("cluster", "test"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    for l in &got {
+        assert_eq!(l.labels, want_labels, "stream labels");
+        assert_eq!(l.tenant.as_deref(), Some("acme"), "X-Scope-OrgID");
+        assert_eq!(l.authorization.as_deref(), Some(basic("grafana", "s3cret").as_str()), "trailing newline trimmed");
+        assert_eq!(l.metadata.get("node").map(String::as_str), Some(NODE));
+        assert_eq!(l.metadata.get("pod_uid").map(String::as_str), Some("uid-api"));
+        assert_eq!(l.metadata.get("stream").map(String::as_str), Some("stdout"));
+    }
+    // And the archive still has everything, the lines after the outage included.
+    let all = messages(&s3.wait_records(BUCKET, during.len() + after.len(), Duration::from_secs(30)));
+    assert_none_lost(&all, &after, &vector);
+}
+
+/// Metrics to a Prometheus remote-write receiver (the real Prometheus; Thanos Receive and Mimir
+/// speak the same protocol) as the resource's tenant with a bearer token from the mounted
+/// Secret. Prometheus ignores X-Scope-OrgID, so a proxy in front of it shows the test what
+/// Vector sent.
+#[test]
+fn remote_write_reaches_prometheus_as_the_tenant() {
+    let _serial = support::datapath::serial();
+    let Some(bin) = vector_bin::vector() else { return };
+    let dir = support::datapath::fresh_dir("remote-write");
+    std::fs::create_dir_all(dir.join("var-log")).unwrap();
+    let s3 = S3::with_bucket("metrics");
+    let prometheus = Prometheus::start(&dir);
+    let proxy = Proxy::start(prometheus.port);
+    let spec = json!({
+        "workspace": "analytics", "tenant": "acme",
+        "vectorLogs": {"enabled": false},
+        "vectorMetrics": {"s3Bucket": "metrics", "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+                          "batchTimeoutSecs": 1, "scrapeInterval": 2, "scrapeTimeout": 1,
+                          "remoteWrite": {"endpoint": format!("http://127.0.0.1:{}/api/v1/write", proxy.port),
+                                          "auth": {"bearerTokenSecretRef": {"name": "thanos", "key": "token"}}}},
+    });
+    let secrets = [("thanos", "token", "t0ken")];
+    let deref = mount_secrets(&mut json!({}), &dir, &secrets);
+    let (mut base, settings) = collector_config(spec, "mon-vector-metrics-config", &deref);
+    mount_secrets(&mut base, &dir, &secrets);
+    localise(&mut base, &dir);
+    let base_file = dir.join("vector.yaml");
+    write_yaml(&base_file, &base);
+    let target = Target::start("tenant_requests_total");
+    let targets = dir.join("targets.yaml");
+    std::fs::write(&targets, vector::discovered([&scrape_pod("app", target.port)], &settings.unwrap(), NODE).unwrap())
+        .unwrap();
+    let mut vector = Vector::start(&bin, &[base_file, targets], &dir.join("var-log"), &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let series = loop {
+        let s = prometheus.query(r#"tenant_requests_total{tenant="acme",workspace="analytics",pod="app"}"#);
+        if !s.is_empty() || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+    assert!(!series.is_empty(), "nothing in Prometheus; proxy: {}\nvector:\n{}", proxy.stats(), vector.log_text());
+    let tenants = proxy.header_values("x-scope-orgid");
+    assert!(!tenants.is_empty() && tenants.iter().all(|t| t == "acme"), "X-Scope-OrgID sent: {tenants:?}");
+    let auth = proxy.header_values("authorization");
+    assert!(!auth.is_empty() && auth.iter().all(|a| a == "Bearer t0ken"), "Authorization sent: {auth:?}");
+}

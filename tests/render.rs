@@ -535,3 +535,68 @@ fn every_container_is_hardened() {
         }
     }
 }
+
+/// The outputs of the multi-tenant example: fixed bounded labels, the tenant as X-Scope-OrgID,
+/// credentials only as references to files of the mounted Secret (no value anywhere in a
+/// ConfigMap), both configs valid for Vector, and a changed Secret rolls the pods.
+#[test]
+fn outputs_send_as_the_tenant_with_credentials_from_mounted_secrets() {
+    let (_, ms) = examples().into_iter().find(|(f, _)| f == "multi-tenant/loki-thanos.yaml").unwrap();
+    let rendered = children(&ms);
+    let configs = vector_configs(&rendered);
+    let logs = &configs.iter().find(|(n, _)| n == "team-a-vector-logs-config").unwrap().1;
+    let loki = &logs["sinks"]["loki"];
+    let labels: BTreeSet<&str> = loki["labels"].as_object().unwrap().keys().map(String::as_str).collect();
+    assert_eq!(labels, BTreeSet::from(["cluster", "container", "namespace", "pod", "tenant", "workspace"]));
+    assert_eq!(loki["labels"]["tenant"], "team-a");
+    assert_eq!(loki["tenant_id"], "team-a");
+    assert_eq!(loki["auth"], serde_json::json!({"strategy": "basic", "user": "team-a", "password": "SECRET[secret_team_a_telemetry.loki_password]"}));
+    assert_eq!(loki["buffer"]["when_full"], "drop_newest", "Loki never stalls the archive");
+    assert_eq!(logs["secret"]["secret_team_a_telemetry"]["path"], "/vector-secrets/team-a-telemetry");
+    let (_, metrics) = configs.iter().find(|(n, _)| n.starts_with("team-a-vector-metrics-config")).unwrap();
+    let rw = &metrics["sinks"]["remote_write"];
+    assert_eq!(rw["tenant_id"], "team-a");
+    assert_eq!(rw["auth"]["token"], "SECRET[secret_team_a_telemetry.thanos_token]");
+    assert_eq!(rw["endpoint"], "http://thanos-receive.thanos.svc:19291/api/v1/receive");
+    // The pods mount exactly the named keys, read-only.
+    let ds = rendered.iter().find(|c| c.kind == Kind::DaemonSet && c.name() == "team-a-vector-logs").unwrap();
+    let spec = &ds.object.data["spec"]["template"]["spec"];
+    let vol = spec["volumes"].as_array().unwrap().iter().find(|v| v.get("secret").is_some()).unwrap();
+    assert_eq!(vol["secret"]["secretName"], "team-a-telemetry");
+    assert_eq!(vol["secret"]["items"], serde_json::json!([{"key": "loki-password", "path": "loki_password"}]));
+    let mount = spec["containers"][0]["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == vol["name"]);
+    assert_eq!(mount.unwrap()["readOnly"], true);
+    // Both configs pass Vector's schema.
+    let text = std::fs::read_to_string(repo().join("../shared/vector/vector-0.57-config-schema.json")).unwrap();
+    let mut schema: Value = serde_json::from_str(&text).unwrap();
+    encode_refs(&mut schema);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for (name, cfg) in &configs {
+        let errors: Vec<String> = validator.iter_errors(cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{name}:\n{}", errors.join("\n"));
+    }
+    // A new Secret version changes the pod template (a rollout), nothing else about the config.
+    let hash = |rv: &str| {
+        let mut deref = model::Dereferenced::assumed(&ms);
+        for s in deref.secrets.values_mut().flatten() {
+            s.resource_version = rv.into();
+        }
+        let children = render::render(&model::build(&ms, &deref).unwrap(), None).unwrap();
+        let ds = children.daemon_sets.iter().find(|d| d.metadata.name.as_deref() == Some("team-a-vector-logs")).unwrap();
+        let annotations = ds.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.clone().unwrap();
+        (annotations, children.config_maps)
+    };
+    let (a, cm_a) = hash("1");
+    let (b, cm_b) = hash("2");
+    assert_ne!(a, b);
+    assert_eq!(cm_a, cm_b);
+    // A missing Secret or key is refused naming the field, before anything is applied.
+    let mut deref = model::Dereferenced::assumed(&ms);
+    deref.secrets.insert("team-a-telemetry".into(), None);
+    let e = model::build(&ms, &deref).unwrap_err();
+    assert_eq!(e.field, "spec.vectorLogs.loki.auth.basic.passwordSecretRef");
+    assert!(e.message.contains("not found in namespace \"team-a\""), "{e}");
+    let mut deref = model::Dereferenced::assumed(&ms);
+    deref.secrets.values_mut().flatten().for_each(|s| s.keys.clear());
+    assert!(model::build(&ms, &deref).unwrap_err().message.contains("has no key \"loki-password\""));
+}

@@ -149,6 +149,7 @@ fn restricted(namespace: Option<&str>, admin: &str) -> controller::Settings {
             restricted: true,
             cluster_collector_namespaces: [admin.to_string()].into(),
             shared_greptime_namespaces: ["greptime-shared".to_string()].into(),
+            ..Default::default()
         },
         ..Default::default()
     }

@@ -5,11 +5,13 @@
 //! CEL rules and patterns make the apiserver reject what can be checked without the cluster.
 
 mod env;
+mod outputs;
 mod schema;
 mod spec;
 mod status;
 
 pub use env::EnvValue;
+pub use outputs::*;
 pub use spec::*;
 pub use status::*;
 

@@ -86,3 +86,37 @@ pub fn env_value(_: &mut SchemaGenerator) -> Schema {
         "x-kubernetes-preserve-unknown-fields": true
     })
 }
+
+pub fn dns_subdomain(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": 253, "pattern": DNS_SUBDOMAIN})
+}
+
+/// A key of a Secret's data (the apiserver's own rule for Secret keys).
+pub fn secret_key(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "minLength": 1, "maxLength": 253, "pattern": r"^[-._a-zA-Z0-9]+$"})
+}
+
+/// A tenant id as Loki, Mimir and Thanos accept it in X-Scope-OrgID (Loki's rule: at most 150
+/// bytes of alphanumerics and `!-_.*'()`, not `.` or `..`); `|` would name several tenants at once.
+pub fn optional_tenant_id(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": 150,
+        "pattern": r"^[A-Za-z0-9!._*'()-]+$",
+        "x-kubernetes-validations": [{"rule": "self != '.' && self != '..'", "message": "a tenant id cannot be . or .."}]
+    })
+}
+
+/// Constant Loki stream labels: Prometheus-style names, bounded count and length.
+pub fn loki_labels(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "maxProperties": 16,
+        "additionalProperties": {"type": "string", "minLength": 1, "maxLength": 256},
+        "x-kubernetes-validations": [{
+            "rule": "self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$') && size(k) <= 64)",
+            "message": "Loki label names are [a-zA-Z_][a-zA-Z0-9_]*, at most 64 characters"
+        }]
+    })
+}

@@ -9,6 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::env::EnvValue;
+use super::outputs::{LokiSpec, RemoteWriteSpec};
 use super::schema;
 use super::status::MonitoringServicesStatus;
 
@@ -304,6 +305,9 @@ pub struct VectorLogsSpec {
     pub selection: SelectionSpec,
     #[serde(flatten)]
     pub container: ContainerSpec,
+    /// Also push the logs to Loki (one tenant per resource).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loki: Option<LokiSpec>,
 }
 
 /// Prometheus metrics collection (seed section 3.4).
@@ -345,6 +349,10 @@ pub struct VectorMetricsSpec {
     pub selection: SelectionSpec,
     #[serde(flatten)]
     pub container: ContainerSpec,
+    /// Also send the metrics to a Prometheus remote-write endpoint (Thanos Receive, Mimir,
+    /// Cortex, Prometheus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_write: Option<RemoteWriteSpec>,
 }
 
 /// Workload trace forwarding (OTLP in, OTLP/HTTP out).

@@ -64,6 +64,9 @@ pub struct MonitoringServicesStatus {
     /// GreptimeDB connection status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greptimedb_status: Option<GreptimeDbIntegrationStatus>,
+    /// The optional outputs the collectors send to (Loki, Prometheus remote write).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputStatus>,
     /// Detailed conditions: Ready, SpecValid, LogsReady, MetricsReady, TracesReady, GreptimeDBReady.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Vec<Condition>,
@@ -86,6 +89,27 @@ pub struct ComponentStatus {
     /// NotAllNodesReady, PodsRefused, NoEligibleNode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+}
+
+/// One configured output. Its delivery is measured by the collectors themselves
+/// (`vector_component_sent_events_total` / `vector_component_errors_total` with
+/// `component_id` = `sink`), which the shipped alerts watch.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct OutputStatus {
+    /// `loki` or `remoteWrite`.
+    pub name: String,
+    /// The collector sending: `logs` or `metrics`.
+    pub component: String,
+    /// Where it sends.
+    pub endpoint: String,
+    /// The tenant it sends as (X-Scope-OrgID).
+    pub tenant_id: String,
+    /// The Vector sink's component id in the collectors' metrics.
+    pub sink: String,
+    /// The Secret keys it reads (`secret/key`), mounted into the collector pods; never values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<String>,
 }
 
 /// State of the GreptimeDB integration.

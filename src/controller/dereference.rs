@@ -1,13 +1,15 @@
 //! The dereference step: read everything the build needs from outside the resource — the
 //! cloud (from Nodes, cached per process), the referenced GreptimeDBCluster and its log
-//! pipeline (through the pooled GreptimeDB client, cached), the operator's settings — into a
-//! [`Dereferenced`]. Touches: the Kubernetes API (Node list/get, one GreptimeDBCluster GET)
-//! and GreptimeDB's HTTP API. A failed read is a transient [`Error::Dereference`]: nothing is
-//! applied from a guess.
+//! pipeline (through the pooled GreptimeDB client, cached), the Secrets the outputs name (key
+//! names and resourceVersion only), the operator's settings — into a
+//! [`Dereferenced`]. Touches: the Kubernetes API (Node list/get, one GreptimeDBCluster GET,
+//! Secret GETs in the resource's namespace) and GreptimeDB's HTTP API. A failed read is a
+//! transient [`Error::Dereference`]: nothing is applied from a guess.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::ResourceExt;
 use kube::api::{Api, DynamicObject};
 
@@ -17,7 +19,7 @@ use super::traced::traced;
 use crate::api::{Cloud, MonitoringServices};
 use crate::error::{Error, bounded};
 use crate::greptime;
-use crate::model::{Dereferenced, GreptimeLookup, PipelineCheck};
+use crate::model::{self, Dereferenced, GreptimeLookup, PipelineCheck, SecretInfo};
 
 /// How long a confirmed pipeline is trusted before it is checked again.
 const PIPELINE_TTL: Duration = Duration::from_secs(600);
@@ -33,7 +35,27 @@ pub async fn dereference(ms: &MonitoringServices, ctx: &Context) -> Result<Deref
         }
         None => None,
     };
-    Ok(Dereferenced { detected_cloud, greptime, operator: ctx.settings.operator() })
+    let secrets = read_secrets(ms, ctx).await?;
+    Ok(Dereferenced { detected_cloud, greptime, operator: ctx.settings.operator(), secrets })
+}
+
+/// The Secrets the outputs name, in the resource's own namespace: key names and
+/// resourceVersion only. The values are dropped here and never logged, stored or rendered.
+async fn read_secrets(ms: &MonitoringServices, ctx: &Context) -> Result<BTreeMap<String, Option<SecretInfo>>, Error> {
+    let ns = ms.namespace().unwrap_or_default();
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+    let mut out = BTreeMap::new();
+    for name in model::referenced_secrets(&ms.spec).into_keys() {
+        let found = traced("get", "Secret", &ns, &name, api.get_opt(&name))
+            .await
+            .map_err(|source| Error::Dereference { what: format!("Secret {ns}/{name}"), source })?;
+        let info = found.map(|s| SecretInfo {
+            resource_version: s.metadata.resource_version.clone().unwrap_or_default(),
+            keys: s.data.into_iter().flat_map(|d| d.into_keys()).collect(),
+        });
+        out.insert(name, info);
+    }
+    Ok(out)
 }
 
 async fn detect_cloud(ctx: &Context) -> Result<Option<Cloud>, Error> {

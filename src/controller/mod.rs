@@ -1,6 +1,7 @@
 //! The controller: the only module that talks to the cluster, and the top of the crate
 //! (nothing imports it). [`reconcile`] runs the pipeline for one resource; this module wires
-//! the watches (the resource, every child kind, GreptimeDBClusters) and the metrics endpoint.
+//! the watches (the resource, every child kind, GreptimeDBClusters, the metadata of Secrets)
+//! and the metrics endpoint.
 
 pub mod apply;
 pub mod client;
@@ -16,9 +17,9 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
-use kube::api::Api;
+use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::Controller;
 use kube::runtime::reflector::ObjectRef;
@@ -86,6 +87,7 @@ pub async fn build(
     };
     let controller = Controller::new(scoped::<MonitoringServices>(&client, ns), watcher::Config::default());
     let store = controller.store();
+    let secrets_store = store.clone();
 
     // The metrics endpoint: operator counters, API requests, and status gauges read from the
     // controller's own cache (plus any other kinds the admin listed).
@@ -144,6 +146,20 @@ pub async fn build(
     } else {
         controller
     };
+    // A Secret an output names appearing or changing re-reconciles the resources of its
+    // namespace naming it (a new resourceVersion rolls their collectors). Metadata only: the
+    // operator never receives Secret values through the watch (kube asks for metadata only
+    // when the type is `PartialObjectMeta`).
+    let secret_meta = scoped::<PartialObjectMeta<Secret>>(&client, ns);
+    let controller = controller.watches(secret_meta, watcher::Config::default(), move |secret| {
+        let (name, sns) = (secret.name_any(), secret.namespace());
+        secrets_store
+            .state()
+            .into_iter()
+            .filter(|ms| ms.namespace() == sns && crate::model::referenced_secrets(&ms.spec).contains_key(&name))
+            .map(|ms| ObjectRef::from_obj(&*ms))
+            .collect::<Vec<_>>()
+    });
     let run = controller
         .owns(scoped::<DaemonSet>(&client, ns), children.clone())
         .owns(scoped::<Deployment>(&client, ns), children.clone())

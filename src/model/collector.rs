@@ -91,6 +91,7 @@ pub fn metrics(
         scrape_annotation: m.prometheus_pod_annotation.clone(),
         port_annotation: m.prometheus_port_annotation.clone(),
         path_annotation: m.prometheus_path_annotation.clone(),
+        remote_write: None,
     })
 }
 
@@ -115,6 +116,8 @@ fn collector(s: Section<'_>, image_repository: &str, scope: Scope, namespace: &s
         env: env(path, s.container)?,
         archive: archive(path, s.prefix, s.archive, vars)?,
         selection: s.selection.clone(),
+        loki: None,
+        secrets: Default::default(),
     })
 }
 

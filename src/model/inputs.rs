@@ -1,6 +1,8 @@
 //! What the build needs from outside the resource: gathered by the controller's dereference
 //! step from the cluster and the operator's settings, or assumed by `render -f`. Plain data.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use crate::api::{Cloud, MonitoringServices};
 
 /// Default image for the per-node discovery sidecar: this operator's own image.
@@ -28,6 +30,15 @@ pub struct Dereferenced {
     /// The referenced GreptimeDBCluster as found; None when there is no `greptimeRef`.
     pub greptime: Option<GreptimeLookup>,
     pub operator: OperatorSettings,
+    /// The Secrets the outputs name, by name (in the resource's namespace): None when missing.
+    pub secrets: BTreeMap<String, Option<SecretInfo>>,
+}
+
+/// What was read of a Secret: its key names and version, never its values.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SecretInfo {
+    pub resource_version: String,
+    pub keys: BTreeSet<String>,
 }
 
 /// What the lookup of the referenced GreptimeDBCluster found.
@@ -58,7 +69,8 @@ pub enum PipelineCheck {
 
 impl Dereferenced {
     /// What `render -f` assumes with no cluster to ask: no detected cloud, the referenced
-    /// GreptimeDB running at its default frontend address with its pipeline in place.
+    /// GreptimeDB running at its default frontend address with its pipeline in place, every
+    /// named Secret present with the keys named.
     pub fn assumed(ms: &MonitoringServices) -> Dereferenced {
         let greptime = ms.spec.greptime_ref.as_ref().map(|r| {
             let ns = r.namespace.clone().or_else(|| ms.metadata.namespace.clone()).unwrap_or_default();
@@ -68,6 +80,11 @@ impl Dereferenced {
                 pipeline: PipelineCheck::Ready,
             }
         });
-        Dereferenced { detected_cloud: None, greptime, operator: OperatorSettings::default() }
+        // Every Secret the outputs name, with the keys they name.
+        let secrets = super::outputs::referenced_secrets(&ms.spec)
+            .into_iter()
+            .map(|(name, keys)| (name, Some(SecretInfo { resource_version: "assumed".into(), keys })))
+            .collect();
+        Dereferenced { detected_cloud: None, greptime, operator: OperatorSettings::default(), secrets }
     }
 }

@@ -7,6 +7,7 @@
 mod collector;
 mod greptime;
 mod inputs;
+mod outputs;
 mod policy;
 mod validate;
 
@@ -20,7 +21,10 @@ use crate::api::{
     ResourceSpec, S3Partition, SelectionSpec,
 };
 pub use greptime::{Greptime, GreptimeHealth, GreptimeTarget};
-pub use inputs::{DEFAULT_DISCOVERY_IMAGE, Dereferenced, GreptimeLookup, OperatorSettings, PipelineCheck};
+pub use inputs::{DEFAULT_DISCOVERY_IMAGE, Dereferenced, GreptimeLookup, OperatorSettings, PipelineCheck, SecretInfo};
+pub use outputs::{
+    HttpAuth, LOKI_LABELS, Loki, MountedSecret, RemoteWrite, SECRETS_DIR, SecretFile, Tls, backend_name, referenced_secrets,
+};
 pub use policy::{Policy, Violation};
 pub use validate::{SpecError, check_label, check_quantity, substitute};
 use validate::{check_dns_subdomain, err};
@@ -85,6 +89,10 @@ pub struct Collector {
     pub env: Vec<EnvVar>,
     pub archive: Archive,
     pub selection: SelectionSpec,
+    /// Logs to Loki (logs collector only).
+    pub loki: Option<Loki>,
+    /// Secrets the pods mount for the outputs, by name.
+    pub secrets: BTreeMap<String, MountedSecret>,
 }
 
 /// Metrics collector: the common part plus scrape settings.
@@ -96,6 +104,8 @@ pub struct MetricsCollector {
     pub scrape_annotation: String,
     pub port_annotation: String,
     pub path_annotation: String,
+    /// Metrics to a Prometheus remote-write endpoint.
+    pub remote_write: Option<RemoteWrite>,
 }
 
 /// The workload trace endpoint.
@@ -131,12 +141,29 @@ pub fn build(ms: &MonitoringServices, deref: &Dereferenced) -> Result<Model, Spe
     let spec = &ms.spec;
     let scope = if spec.use_cluster_role { Scope::Cluster } else { Scope::Namespace };
     let (service_account, create_service_account) = service_account(&name, spec)?;
+    let secrets = || outputs::Secrets { found: &deref.secrets, namespace: &namespace, mounts: Default::default() };
     let logs = match &spec.vector_logs {
-        Some(l) if l.enabled => Some(collector::logs(l, spec, scope, &namespace)?),
+        Some(l) if l.enabled => {
+            let mut c = collector::logs(l, spec, scope, &namespace)?;
+            if let Some(loki) = &l.loki {
+                let mut s = secrets();
+                c.loki = Some(outputs::loki(loki, &spec.tenant, &mut s)?);
+                c.secrets = s.mounts;
+            }
+            Some(c)
+        }
         _ => None,
     };
     let metrics = match &spec.vector_metrics {
-        Some(m) if m.enabled => Some(collector::metrics(m, spec, scope, &namespace)?),
+        Some(m) if m.enabled => {
+            let mut c = collector::metrics(m, spec, scope, &namespace)?;
+            if let Some(rw) = &m.remote_write {
+                let mut s = secrets();
+                c.remote_write = Some(outputs::remote_write(rw, &spec.tenant, &mut s)?);
+                c.common.secrets = s.mounts;
+            }
+            Some(c)
+        }
         _ => None,
     };
     Ok(Model {
@@ -284,6 +311,7 @@ mod tests {
                 pipeline: PipelineCheck::NotChecked,
             }),
             operator: OperatorSettings { discovery_image: "img:1".into() },
+            secrets: Default::default(),
         };
         let m = build(&ms(spec.clone()), &deref).unwrap();
         assert_eq!((m.cloud, m.discovery_image.as_str()), (Some(Cloud::Gcp), "img:1"));

@@ -7,8 +7,12 @@
 //! `restricted`, a resource collects only its own namespace unless the admin listed that
 //! namespace as a cluster collector (the "administrative purposes" of a shared cluster), and
 //! references a GreptimeDB in another namespace only where the admin listed it as shared.
+//!
+//! Tenant ids (`spec.tenant`, and the X-Scope-OrgID the Loki and remote-write outputs send as):
+//! a namespace the admin pinned to a tenant may use only that tenant, under either policy;
+//! under `restricted`, an output's `tenantId` must be the resource's own `spec.tenant`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::MonitoringServices;
 
@@ -21,23 +25,28 @@ pub struct Policy {
     pub cluster_collector_namespaces: BTreeSet<String>,
     /// Namespaces whose GreptimeDB clusters any resource may reference (`greptimeRef.namespace`).
     pub shared_greptime_namespaces: BTreeSet<String>,
+    /// Namespace → the only tenant its resources may use (stamp and send as).
+    pub pinned_tenants: BTreeMap<String, String>,
 }
 
 /// A field the policy does not allow; `Display` names the field, the policy and the way out.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{field}: {message} (tenancy policy: restricted)")]
+#[error("{field}: {message} (tenancy policy: {policy})")]
 pub struct Violation {
     pub field: String,
     pub message: String,
+    /// Which rule: `restricted` or `pinned tenant`.
+    pub policy: &'static str,
 }
 
 fn violation(field: &str, message: String) -> Violation {
-    Violation { field: field.into(), message }
+    Violation { field: field.into(), message, policy: "restricted" }
 }
 
 impl Policy {
     /// The first field of `ms` the policy refuses, if any.
     pub fn check(&self, ms: &MonitoringServices) -> Result<(), Violation> {
+        self.check_tenants(ms)?;
         if !self.restricted {
             return Ok(());
         }
@@ -79,6 +88,43 @@ impl Policy {
         }
         Ok(())
     }
+
+    /// The tenant rules: a pinned namespace uses only its tenant; under `restricted` an output
+    /// sends as the resource's own tenant.
+    fn check_tenants(&self, ms: &MonitoringServices) -> Result<(), Violation> {
+        let own = ms.metadata.namespace.as_deref().unwrap_or_default();
+        let spec = &ms.spec;
+        let outputs = [
+            ("spec.vectorLogs.loki.tenantId", spec.vector_logs.as_ref().and_then(|l| l.loki.as_ref()?.tenant_id.as_deref())),
+            (
+                "spec.vectorMetrics.remoteWrite.tenantId",
+                spec.vector_metrics.as_ref().and_then(|m| m.remote_write.as_ref()?.tenant_id.as_deref()),
+            ),
+        ];
+        if let Some(pin) = self.pinned_tenants.get(own) {
+            let pinned = |field: &str, used: &str| Violation {
+                field: field.into(),
+                message: format!("{used:?} is not {pin:?}, the only tenant the cluster admin allows in namespace {own:?}"),
+                policy: "pinned tenant",
+            };
+            if spec.tenant != *pin {
+                return Err(pinned("spec.tenant", &spec.tenant));
+            }
+            if let Some((field, used)) = outputs.iter().find_map(|(f, t)| t.filter(|t| t != pin).map(|t| (f, t))) {
+                return Err(pinned(field, used));
+            }
+        }
+        if self.restricted
+            && let Some((field, used)) =
+                outputs.iter().find_map(|(f, t)| t.filter(|t| *t != spec.tenant).map(|t| (f, t)))
+        {
+            return Err(violation(
+                field,
+                format!("{used:?} is not spec.tenant {:?}: a resource sends only as its own tenant", spec.tenant),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -103,6 +149,7 @@ mod tests {
             restricted: true,
             cluster_collector_namespaces: ["platform".to_string()].into(),
             shared_greptime_namespaces: ["greptime-system".to_string()].into(),
+            ..Default::default()
         };
         let base = serde_json::json!({"workspace": "w", "tenant": "t"});
         let with = |extra: serde_json::Value| {
@@ -146,5 +193,34 @@ mod tests {
         assert_eq!(field(&p, "platform", with(serde_json::json!({"useClusterRole": true}))), None);
         // Open (the default): the seed's behaviour.
         assert_eq!(field(&Policy::default(), "team-a", with(serde_json::json!({"useClusterRole": true}))), None);
+    }
+
+    #[test]
+    fn outputs_send_only_as_the_allowed_tenant() {
+        let loki = |tenant: Option<&str>| {
+            let mut l = serde_json::json!({"endpoint": "http://loki:3100"});
+            if let Some(t) = tenant {
+                l["tenantId"] = t.into();
+            }
+            serde_json::json!({"workspace": "w", "tenant": "t",
+                "vectorLogs": {"s3Bucket": "b", "s3Region": "r", "loki": l}})
+        };
+        let restricted = Policy { restricted: true, ..Default::default() };
+        assert_eq!(field(&restricted, "a", loki(Some("other"))).as_deref(), Some("spec.vectorLogs.loki.tenantId"));
+        assert_eq!(field(&restricted, "a", loki(Some("t"))), None);
+        assert_eq!(field(&restricted, "a", loki(None)), None);
+        assert_eq!(field(&Policy::default(), "a", loki(Some("other"))), None);
+        // A pin holds under either policy, for spec.tenant and for every output.
+        let pinned = Policy { pinned_tenants: [("a".to_string(), "t".to_string())].into(), ..Default::default() };
+        assert_eq!(field(&pinned, "a", loki(Some("other"))).as_deref(), Some("spec.vectorLogs.loki.tenantId"));
+        let mut other = loki(None);
+        other["tenant"] = "u".into();
+        assert_eq!(field(&pinned, "a", other.clone()).as_deref(), Some("spec.tenant"));
+        assert_eq!(field(&pinned, "b", other), None);
+        let rw = serde_json::json!({"workspace": "w", "tenant": "t",
+            "vectorMetrics": {"s3Bucket": "b", "s3Region": "r", "remoteWrite": {"endpoint": "http://x/api/v1/push", "tenantId": "z"}}});
+        let err = pinned.check(&ms("a", rw)).unwrap_err();
+        assert_eq!(err.field, "spec.vectorMetrics.remoteWrite.tenantId");
+        assert!(err.to_string().contains("pinned tenant"), "{err}");
     }
 }

@@ -13,6 +13,7 @@ use super::configmap::{CONFIG_KEY, DISCOVERY_KEY};
 use super::meta::{self, Component};
 use super::pod::{
     CONFIG_DIR, field_env, hardened, health_probe, host_path, mount, pod_security, pull_secrets, resources,
+    secret_volumes,
 };
 use crate::model::{Collector, Model, Scope};
 use crate::vector::{API_PORT, DATA_DIR, METRICS_PORT};
@@ -109,6 +110,10 @@ pub fn render(
             mounts.push(mount("var-lib", "/var/lib", true));
         }
     }
+
+    let (secret_vols, secret_mounts) = secret_volumes(&c.secrets);
+    volumes.extend(secret_vols);
+    mounts.extend(secret_mounts);
 
     let mut args = vec!["--config".to_string(), format!("{CONFIG_DIR}/{CONFIG_KEY}")];
     let mut init_containers = None;

@@ -184,7 +184,7 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
                 .map_err(|e| serialise_err("logs discovery settings")(&e))?;
             data.insert(configmap::DISCOVERY_KEY.to_string(), settings);
         }
-        let hash = config_hash(&data);
+        let hash = config_hash(&data.clone().into_iter().chain(pod::secret_versions(&logs.secrets)).collect());
         out.config_maps.push(configmap::render(m, owner, meta::Component::Logs, data));
         out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Logs, logs, hash));
     }
@@ -196,7 +196,8 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
             (configmap::CONFIG_KEY.to_string(), config),
             (configmap::DISCOVERY_KEY.to_string(), settings),
         ]);
-        let hash = config_hash(&data);
+        let hash =
+            config_hash(&data.clone().into_iter().chain(pod::secret_versions(&metrics.common.secrets)).collect());
         out.config_maps.push(configmap::render(m, owner, meta::Component::Metrics, data));
         out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash));
     }

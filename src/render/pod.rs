@@ -5,15 +5,16 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Capabilities, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, LocalObjectReference, ObjectFieldSelector,
-    PodSecurityContext, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    Capabilities, EnvVar, EnvVarSource, HTTPGetAction, HostPathVolumeSource, KeyToPath, LocalObjectReference,
+    ObjectFieldSelector, PodSecurityContext, Probe, ResourceRequirements, SeccompProfile, SecretVolumeSource,
+    SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use sha2::{Digest, Sha256};
 
 use crate::api::ResourceSpec;
-use crate::model::Model;
+use crate::model::{Model, MountedSecret, SECRETS_DIR, SecretFile};
 
 /// Where the component's ConfigMap is mounted.
 pub const CONFIG_DIR: &str = "/etc/vector";
@@ -61,6 +62,51 @@ pub fn config_hash(data: &BTreeMap<String, String>) -> String {
         h.update([0]);
     }
     hex::encode(&h.finalize()[..16])
+}
+
+/// What of the mounted Secrets goes into the config hash: their names, versions and keys. A
+/// changed Secret rolls the pods, so Vector loads the new value; the values themselves never
+/// enter the hash, which the pod template shows (a short password could be guessed from it).
+pub fn secret_versions(secrets: &BTreeMap<String, MountedSecret>) -> BTreeMap<String, String> {
+    secrets
+        .iter()
+        .map(|(name, s)| {
+            let keys: Vec<&str> = s.keys.iter().map(String::as_str).collect();
+            (format!("secret {name}"), format!("{} {}", s.resource_version, keys.join(",")))
+        })
+        .collect()
+}
+
+/// The volumes and read-only mounts of the Secrets an output names: each Secret's keys
+/// projected under [`SECRETS_DIR`]`/<secret>/`, readable by the container's user only.
+pub fn secret_volumes(secrets: &BTreeMap<String, MountedSecret>) -> (Vec<Volume>, Vec<VolumeMount>) {
+    let mut volumes = Vec::new();
+    let mut mounts = Vec::new();
+    for (name, s) in secrets {
+        // A DNS label whatever the Secret's name (up to 253 characters, dots allowed).
+        let volume = format!("secret-{}", hex::encode(&Sha256::digest(name.as_bytes())[..6]));
+        let items = s
+            .keys
+            .iter()
+            .map(|key| KeyToPath {
+                key: key.clone(),
+                path: SecretFile { secret: name.clone(), key: key.clone() }.file_name(),
+                mode: None,
+            })
+            .collect();
+        volumes.push(Volume {
+            name: volume.clone(),
+            secret: Some(SecretVolumeSource {
+                secret_name: Some(name.clone()),
+                items: Some(items),
+                default_mode: Some(0o400),
+                optional: None,
+            }),
+            ..Default::default()
+        });
+        mounts.push(mount(&volume, &format!("{SECRETS_DIR}/{name}"), true));
+    }
+    (volumes, mounts)
 }
 
 pub fn field_env(name: &str, path: &str) -> EnvVar {

@@ -14,6 +14,17 @@ pub struct Config {
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub transforms: BTreeMap<String, Transform>,
     pub sinks: BTreeMap<String, Sink>,
+    /// Secret backends (`SECRET[name.key]` references resolve through them at load).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub secret: BTreeMap<String, SecretBackend>,
+}
+
+/// A Vector secret backend.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SecretBackend {
+    /// One file per key: a mounted Kubernetes Secret.
+    Directory { path: String, remove_trailing_whitespace: bool },
 }
 
 impl Config {
@@ -132,6 +143,7 @@ pub enum Sink {
     GreptimedbLogs(Box<GreptimeDbLogs>),
     PrometheusRemoteWrite(Box<PrometheusRemoteWrite>),
     Opentelemetry(Box<OtlpSink>),
+    Loki(Box<LokiSink>),
 }
 
 /// OTLP/HTTP exporter (Vector's `opentelemetry` sink; it has no gRPC egress).
@@ -166,6 +178,7 @@ impl Sink {
             Sink::GreptimedbLogs(s) => &s.inputs,
             Sink::PrometheusRemoteWrite(s) => &s.inputs,
             Sink::Opentelemetry(s) => &s.inputs,
+            Sink::Loki(s) => &s.inputs,
         }
     }
 }
@@ -183,13 +196,65 @@ pub struct GreptimeDbLogs {
     pub healthcheck: Healthcheck,
 }
 
-/// Prometheus remote write (GreptimeDB's `/v1/prometheus/write`).
+/// Prometheus remote write (GreptimeDB's `/v1/prometheus/write`, Thanos, Mimir, Prometheus).
 #[derive(Serialize, Debug, Clone, PartialEq)]
 pub struct PrometheusRemoteWrite {
     pub inputs: Vec<String>,
     pub endpoint: String,
+    /// Sent as `X-Scope-OrgID`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<HttpAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
     pub buffer: Buffer,
     pub healthcheck: Healthcheck,
+}
+
+/// Loki push API sink (protobuf + snappy by default).
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct LokiSink {
+    pub inputs: Vec<String>,
+    pub endpoint: String,
+    pub tenant_id: String,
+    pub labels: BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub structured_metadata: BTreeMap<String, String>,
+    pub encoding: Encoding,
+    pub compression: String,
+    pub out_of_order_action: String,
+    /// Labels are templates without a literal prefix (`{{ kubernetes.pod_namespace }}`), which
+    /// Vector 0.57's path confinement refuses at startup; confinement protects file and key
+    /// paths, and a label value is neither.
+    pub dangerously_allow_unconfined_template_resolution: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<HttpAuth>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    pub buffer: Buffer,
+    pub healthcheck: Healthcheck,
+}
+
+/// HTTP authentication of a sink.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+#[serde(tag = "strategy", rename_all = "snake_case")]
+pub enum HttpAuth {
+    Basic { user: String, password: String },
+    Bearer { token: String },
+}
+
+/// Client TLS settings of a sink.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Tls {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub crt_file: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    pub verify_certificate: bool,
+    pub verify_hostname: bool,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]

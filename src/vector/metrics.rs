@@ -26,6 +26,7 @@ pub const TO_LOG: &str = "metrics_to_logs";
 pub const ENRICH: &str = "enrich";
 pub const S3_SINK: &str = "s3_archive";
 pub const GREPTIME_SINK: &str = "greptimedb_remote_write";
+pub const REMOTE_WRITE_SINK: &str = "remote_write";
 
 pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
     let mut cfg = base_config();
@@ -51,11 +52,32 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
             Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
                 inputs: vec![LABELED_ALL.into()],
                 endpoint: format!("http://{}/v1/prometheus/write?db={}", t.endpoint, t.database),
+                tenant_id: None,
+                auth: None,
+                tls: None,
                 // Real-time copy: never allowed to stall the archive (see README, dual write).
                 buffer: realtime_buffer(),
                 healthcheck: Healthcheck { enabled: true, uri: Some(format!("http://{}/health", t.endpoint)) },
             })),
         );
+    }
+    if let Some(rw) = &metrics.remote_write {
+        cfg.sinks.insert(
+            REMOTE_WRITE_SINK.into(),
+            Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
+                inputs: vec![LABELED_ALL.into()],
+                endpoint: rw.endpoint.clone(),
+                tenant_id: Some(rw.tenant_id.clone()),
+                auth: rw.auth.as_ref().map(http_auth),
+                tls: rw.tls.as_ref().map(tls),
+                // A real-time copy like GreptimeDB's: never stalls the archive.
+                buffer: realtime_buffer(),
+                // Thanos Receive, Mimir and Cortex answer a GET on the write path with 405, and
+                // Vector's check wants 200: it would only log a false alarm at every start.
+                healthcheck: Healthcheck { enabled: false, uri: None },
+            })),
+        );
+        secret_backends(&mut cfg, &metrics.common.secrets);
     }
     self_observability(&mut cfg);
     cfg

@@ -164,5 +164,41 @@ pub fn base_config() -> Config {
         sources: Default::default(),
         transforms: Default::default(),
         sinks: Default::default(),
+        secret: Default::default(),
+    }
+}
+
+/// The sink form of a model output's authentication: secrets as `SECRET[...]` references.
+pub fn http_auth(a: &crate::model::HttpAuth) -> HttpAuth {
+    match a {
+        crate::model::HttpAuth::Basic { user, password } => {
+            HttpAuth::Basic { user: user.clone(), password: password.reference() }
+        }
+        crate::model::HttpAuth::Bearer { token } => HttpAuth::Bearer { token: token.reference() },
+    }
+}
+
+/// The sink form of a model output's TLS: files of the mounted Secrets.
+pub fn tls(t: &crate::model::Tls) -> Tls {
+    Tls {
+        ca_file: t.ca.as_ref().map(|f| f.path()),
+        crt_file: t.cert.as_ref().map(|f| f.path()),
+        key_file: t.key.as_ref().map(|f| f.path()),
+        verify_certificate: t.verify,
+        verify_hostname: t.verify,
+    }
+}
+
+/// One `directory` secret backend per mounted Secret (each key is a file).
+pub fn secret_backends(cfg: &mut Config, secrets: &BTreeMap<String, crate::model::MountedSecret>) {
+    for name in secrets.keys() {
+        cfg.secret.insert(
+            crate::model::backend_name(name),
+            SecretBackend::Directory {
+                path: format!("{}/{name}", crate::model::SECRETS_DIR),
+                // `kubectl create secret --from-file` keeps an editor's final newline.
+                remove_trailing_whitespace: true,
+            },
+        );
     }
 }

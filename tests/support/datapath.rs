@@ -442,6 +442,8 @@ pub struct Proxy {
     up: Arc<AtomicBool>,
     /// Connections accepted and bytes forwarded (both directions): said when a test fails.
     stats: Arc<(AtomicU64, AtomicU64)>,
+    /// The first MiB the clients sent (request heads are plain text even when bodies are not).
+    sent: Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 impl Proxy {
@@ -450,7 +452,8 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
         let stats = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
-        let (flag, counters) = (up.clone(), stats.clone());
+        let sent = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (flag, counters, captured) = (up.clone(), stats.clone(), sent.clone());
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
                 counters.0.fetch_add(1, Ordering::SeqCst);
@@ -460,7 +463,9 @@ impl Proxy {
                 }
                 let Ok(server) = std::net::TcpStream::connect(("127.0.0.1", upstream)) else { continue };
                 let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                let pipe = |mut from: std::net::TcpStream, mut to: std::net::TcpStream| {
+                let pipe = |mut from: std::net::TcpStream,
+                            mut to: std::net::TcpStream,
+                            capture: Option<Arc<std::sync::Mutex<Vec<u8>>>>| {
                     let (up, counters) = (flag.clone(), counters.clone());
                     move || {
                         let mut buf = [0u8; 16384];
@@ -473,6 +478,11 @@ impl Proxy {
                                         break;
                                     }
                                     counters.1.fetch_add(n as u64, Ordering::SeqCst);
+                                    if let Some(c) = &capture {
+                                        let mut c = c.lock().unwrap();
+                                        let room = (1usize << 20).saturating_sub(c.len()).min(n);
+                                        c.extend_from_slice(&buf[..room]);
+                                    }
                                 }
                             }
                         }
@@ -480,11 +490,22 @@ impl Proxy {
                         let _ = from.shutdown(std::net::Shutdown::Both);
                     }
                 };
-                std::thread::spawn(pipe(client, server));
-                std::thread::spawn(pipe(s2, c2));
+                std::thread::spawn(pipe(client, server, Some(captured.clone())));
+                std::thread::spawn(pipe(s2, c2, None));
             }
         });
-        Proxy { port, up, stats }
+        Proxy { port, up, stats, sent }
+    }
+
+    /// Values of request header `name` (any case) the clients sent so far.
+    pub fn header_values(&self, name: &str) -> Vec<String> {
+        let sent = self.sent.lock().unwrap();
+        let text = String::from_utf8_lossy(&sent);
+        let prefix = format!("{}:", name.to_ascii_lowercase());
+        text.split("\r\n")
+            .filter(|l| l.to_ascii_lowercase().starts_with(&prefix))
+            .map(|l| l[prefix.len()..].trim().to_string())
+            .collect()
     }
 
     pub fn set_up(&self, up: bool) {

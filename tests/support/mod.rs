@@ -32,6 +32,7 @@ static PROCESS: Mutex<Option<Child>> = Mutex::new(None);
 pub mod datapath;
 pub mod files;
 pub mod jaeger;
+pub mod loki;
 pub mod rendered;
 pub mod vector_bin;
 pub use files::repo;
