@@ -523,3 +523,73 @@ async fn shipped_operator_rbac_is_sufficient() {
     })
     .await;
 }
+
+/// An output's credentials: a missing Secret fails the resource naming the field and applies
+/// nothing (a same-named Secret in another namespace does not count); creating it completes the
+/// install without any change to the resource (the Secret watch); rotating it rolls the
+/// collectors; its value is nowhere in the ConfigMap or the status.
+#[tokio::test]
+async fn output_secrets_gate_the_install_and_roll_the_collectors() {
+    use k8s_openapi::api::core::v1::Secret;
+    let client = env().client().await;
+    let ns = namespace(&client, "outputs").await;
+    let other = namespace(&client, "outputs-other").await;
+    start_controller(&ns).await;
+    let secret = |ns: &str, value: &str| -> Secret {
+        serde_json::from_value(json!({
+            "metadata": {"name": "loki-auth", "namespace": ns},
+            "stringData": {"password": value},
+        }))
+        .unwrap()
+    };
+    Api::<Secret>::namespaced(client.clone(), &other)
+        .create(&PostParams::default(), &secret(&other, "x"))
+        .await
+        .unwrap();
+    let mut spec = basic_spec();
+    spec["vectorLogs"]["loki"] = json!({
+        "endpoint": "http://loki.loki.svc",
+        "auth": {"basic": {"username": "u", "passwordSecretRef": {"name": "loki-auth", "key": "password"}}},
+    });
+    create(&client, &ns, ms_json("mon", spec)).await.unwrap();
+    let ms = wait_status(&client, &ns, "mon", "Failed", |m| phase(m) == Some(Phase::Failed)).await;
+    let message = ms.status.unwrap().message.unwrap();
+    assert!(
+        message.starts_with("spec.vectorLogs.loki.auth.basic.passwordSecretRef: Secret \"loki-auth\" not found"),
+        "{message}"
+    );
+    assert!(child_names(&client, &ns, "mon").await.is_empty(), "nothing is applied for a missing Secret");
+
+    let secrets = Api::<Secret>::namespaced(client.clone(), &ns);
+    secrets.create(&PostParams::default(), &secret(&ns, "first-value")).await.unwrap();
+    let dss = Api::<DaemonSet>::namespaced(client.clone(), &ns);
+    let ds = eventually("logs DaemonSet after the Secret appeared", SHORT, || async {
+        dss.get_opt("mon-vector-logs").await.unwrap()
+    })
+    .await;
+    let template = ds.spec.unwrap().template;
+    let hash = template.metadata.unwrap().annotations.unwrap()["e6data.io/config-hash"].clone();
+    let volumes = template.spec.unwrap().volumes.unwrap();
+    let vol = volumes.iter().find_map(|v| v.secret.as_ref()).expect("secret volume");
+    assert_eq!(vol.secret_name.as_deref(), Some("loki-auth"));
+    let cm = config_map(&client, &ns, "mon-vector-logs-config").await.unwrap();
+    let yaml = &cm.data.unwrap()["vector.yaml"];
+    assert!(yaml.contains("SECRET[secret_loki_auth.password]") && !yaml.contains("first-value"), "{yaml}");
+    let ms = wait_status(&client, &ns, "mon", "outputs in status", |m| {
+        m.status.as_ref().is_some_and(|s| !s.outputs.is_empty() && s.phase != Some(Phase::Failed))
+    })
+    .await;
+    let status = serde_json::to_string(&ms.status).unwrap();
+    assert!(status.contains("loki-auth") && !status.contains("first-value"), "{status}");
+
+    // Rotation: a new value (same keys) rolls the pods through the pod template's hash.
+    let mut rotated = secret(&ns, "second-value");
+    rotated.metadata.resource_version = None;
+    secrets.replace("loki-auth", &PostParams::default(), &rotated).await.unwrap();
+    eventually("pod template changed after rotation", SHORT, || async {
+        let d = dss.get("mon-vector-logs").await.unwrap();
+        let h = d.spec.unwrap().template.metadata.unwrap().annotations.unwrap()["e6data.io/config-hash"].clone();
+        (h != hash).then_some(())
+    })
+    .await;
+}

@@ -1026,7 +1026,8 @@ fn remote_write_reaches_prometheus_as_the_tenant() {
     let targets = dir.join("targets.yaml");
     std::fs::write(&targets, vector::discovered([&scrape_pod("app", target.port)], &settings.unwrap(), NODE).unwrap())
         .unwrap();
-    let mut vector = Vector::start(&bin, &[base_file, targets], &dir.join("var-log"), &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    let mut vector =
+        Vector::start(&bin, &[base_file, targets], &dir.join("var-log"), &[("VECTOR_SELF_NODE_NAME", NODE)]);
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     let series = loop {
         let s = prometheus.query(r#"tenant_requests_total{tenant="acme",workspace="analytics",pod="app"}"#);

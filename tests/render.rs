@@ -544,13 +544,16 @@ fn outputs_send_as_the_tenant_with_credentials_from_mounted_secrets() {
     let (_, ms) = examples().into_iter().find(|(f, _)| f == "multi-tenant/loki-thanos.yaml").unwrap();
     let rendered = children(&ms);
     let configs = vector_configs(&rendered);
-    let logs = &configs.iter().find(|(n, _)| n == "team-a-vector-logs-config").unwrap().1;
+    let logs = &configs.iter().find(|(n, _)| n.starts_with("team-a-vector-logs-config")).unwrap().1;
     let loki = &logs["sinks"]["loki"];
     let labels: BTreeSet<&str> = loki["labels"].as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(labels, BTreeSet::from(["cluster", "container", "namespace", "pod", "tenant", "workspace"]));
     assert_eq!(loki["labels"]["tenant"], "team-a");
     assert_eq!(loki["tenant_id"], "team-a");
-    assert_eq!(loki["auth"], serde_json::json!({"strategy": "basic", "user": "team-a", "password": "SECRET[secret_team_a_telemetry.loki_password]"}));
+    assert_eq!(
+        loki["auth"],
+        serde_json::json!({"strategy": "basic", "user": "team-a", "password": "SECRET[secret_team_a_telemetry.loki_password]"})
+    );
     assert_eq!(loki["buffer"]["when_full"], "drop_newest", "Loki never stalls the archive");
     assert_eq!(logs["secret"]["secret_team_a_telemetry"]["path"], "/vector-secrets/team-a-telemetry");
     let (_, metrics) = configs.iter().find(|(n, _)| n.starts_with("team-a-vector-metrics-config")).unwrap();
@@ -572,7 +575,8 @@ fn outputs_send_as_the_tenant_with_credentials_from_mounted_secrets() {
     encode_refs(&mut schema);
     let validator = jsonschema::validator_for(&schema).unwrap();
     for (name, cfg) in &configs {
-        let errors: Vec<String> = validator.iter_errors(cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        let errors: Vec<String> =
+            validator.iter_errors(cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
         assert!(errors.is_empty(), "{name}:\n{}", errors.join("\n"));
     }
     // A new Secret version changes the pod template (a rollout), nothing else about the config.
@@ -582,7 +586,8 @@ fn outputs_send_as_the_tenant_with_credentials_from_mounted_secrets() {
             s.resource_version = rv.into();
         }
         let children = render::render(&model::build(&ms, &deref).unwrap(), None).unwrap();
-        let ds = children.daemon_sets.iter().find(|d| d.metadata.name.as_deref() == Some("team-a-vector-logs")).unwrap();
+        let ds =
+            children.daemon_sets.iter().find(|d| d.metadata.name.as_deref() == Some("team-a-vector-logs")).unwrap();
         let annotations = ds.spec.as_ref().unwrap().template.metadata.as_ref().unwrap().annotations.clone().unwrap();
         (annotations, children.config_maps)
     };

@@ -126,9 +126,13 @@ fn default_true() -> bool {
 impl TlsSpec {
     /// The Secret keys this TLS block names, with the field of each.
     pub fn secret_refs(&self) -> impl Iterator<Item = (&'static str, &SecretKeyRef)> {
-        [("caSecretRef", &self.ca_secret_ref), ("certSecretRef", &self.cert_secret_ref), ("keySecretRef", &self.key_secret_ref)]
-            .into_iter()
-            .filter_map(|(f, r)| Some((f, r.as_ref()?)))
+        [
+            ("caSecretRef", &self.ca_secret_ref),
+            ("certSecretRef", &self.cert_secret_ref),
+            ("keySecretRef", &self.key_secret_ref),
+        ]
+        .into_iter()
+        .filter_map(|(f, r)| Some((f, r.as_ref()?)))
     }
 }
 

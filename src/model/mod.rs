@@ -23,7 +23,8 @@ use crate::api::{
 pub use greptime::{Greptime, GreptimeHealth, GreptimeTarget};
 pub use inputs::{DEFAULT_DISCOVERY_IMAGE, Dereferenced, GreptimeLookup, OperatorSettings, PipelineCheck, SecretInfo};
 pub use outputs::{
-    HttpAuth, LOKI_LABELS, Loki, MountedSecret, RemoteWrite, SECRETS_DIR, SecretFile, Tls, backend_name, referenced_secrets,
+    HttpAuth, LOKI_LABELS, Loki, MountedSecret, RemoteWrite, SECRETS_DIR, SecretFile, Tls, backend_name,
+    referenced_secrets,
 };
 pub use policy::{Policy, Violation};
 pub use validate::{SpecError, check_label, check_quantity, substitute};

@@ -9,9 +9,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::SpecError;
 use super::inputs::SecretInfo;
 use super::validate::err;
-use super::SpecError;
 use crate::api::{HttpAuthSpec, LokiSpec, RemoteWriteSpec, SecretKeyRef, TlsSpec, output_secret_refs};
 
 /// Where the collector pods mount the Secrets their outputs name: one directory per Secret.
@@ -109,10 +109,7 @@ impl Secrets<'_> {
         let info = match self.found.get(&r.name) {
             Some(Some(info)) => info,
             _ => {
-                return Err(err(
-                    field,
-                    format!("Secret {:?} not found in namespace {:?}", r.name, self.namespace),
-                ));
+                return Err(err(field, format!("Secret {:?} not found in namespace {:?}", r.name, self.namespace)));
             }
         };
         if !info.keys.contains(&r.key) {
@@ -123,7 +120,10 @@ impl Secrets<'_> {
         mount.resource_version = info.resource_version.clone();
         // Two keys projected to one file name ("a-b" and "a_b") would shadow each other.
         if let Some(other) = mount.keys.iter().find(|k| **k != r.key && k.replace('-', "_") == file.file_name()) {
-            return Err(err(field, format!("keys {other:?} and {:?} of Secret {:?} cannot both be used", r.key, r.name)));
+            return Err(err(
+                field,
+                format!("keys {other:?} and {:?} of Secret {:?} cannot both be used", r.key, r.name),
+            ));
         }
         mount.keys.insert(r.key.clone());
         Ok(file)
@@ -146,9 +146,7 @@ impl Secrets<'_> {
                 user: b.username.clone(),
                 password: self.file(&format!("{path}.auth.basic.passwordSecretRef"), &b.password_secret_ref)?,
             },
-            (None, Some(t)) => {
-                HttpAuth::Bearer { token: self.file(&format!("{path}.auth.bearerTokenSecretRef"), t)? }
-            }
+            (None, Some(t)) => HttpAuth::Bearer { token: self.file(&format!("{path}.auth.bearerTokenSecretRef"), t)? },
             _ => return Err(err(format!("{path}.auth"), "needs exactly one of basic and bearerTokenSecretRef")),
         }))
     }

@@ -95,7 +95,10 @@ impl Policy {
         let own = ms.metadata.namespace.as_deref().unwrap_or_default();
         let spec = &ms.spec;
         let outputs = [
-            ("spec.vectorLogs.loki.tenantId", spec.vector_logs.as_ref().and_then(|l| l.loki.as_ref()?.tenant_id.as_deref())),
+            (
+                "spec.vectorLogs.loki.tenantId",
+                spec.vector_logs.as_ref().and_then(|l| l.loki.as_ref()?.tenant_id.as_deref()),
+            ),
             (
                 "spec.vectorMetrics.remoteWrite.tenantId",
                 spec.vector_metrics.as_ref().and_then(|m| m.remote_write.as_ref()?.tenant_id.as_deref()),
@@ -104,7 +107,9 @@ impl Policy {
         if let Some(pin) = self.pinned_tenants.get(own) {
             let pinned = |field: &str, used: &str| Violation {
                 field: field.into(),
-                message: format!("{used:?} is not {pin:?}, the only tenant the cluster admin allows in namespace {own:?}"),
+                message: format!(
+                    "{used:?} is not {pin:?}, the only tenant the cluster admin allows in namespace {own:?}"
+                ),
                 policy: "pinned tenant",
             };
             if spec.tenant != *pin {
