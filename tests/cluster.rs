@@ -52,6 +52,10 @@ async fn child_names(client: &Client, ns: &str, name: &str) -> BTreeSet<(Kind, S
     out
 }
 
+fn loki(loki: Value) -> Value {
+    json!({"workspace": "w", "tenant": "t", "vectorLogs": {"s3Bucket": "bkt", "s3Region": "r", "loki": loki}})
+}
+
 fn rendered(ms: &MonitoringServices) -> Vec<render::Child> {
     render::render(&model::build(ms, &model::Dereferenced::default()).unwrap(), None).unwrap().to_list().unwrap()
 }
@@ -179,6 +183,30 @@ async fn invalid_resources_are_rejected_by_the_apiserver() {
         (
             json!({"workspace": "w", "tenant": "t", "vectorLogs": {"s3Bucket": "bkt", "s3Region": "r", "resources": {"memory": "1e"}}}),
             "must be a non-negative Kubernetes quantity",
+        ),
+        // Outputs (issue 12): URLs, one auth kind, constant bounded labels, cert with key.
+        (loki(json!({"endpoint": "loki:3100"})), "loki.endpoint must be an absolute"),
+        (
+            loki(
+                json!({"endpoint": "http://l", "auth": {"basic": {"username": "u", "passwordSecretRef": {"name": "s", "key": "k"}},
+                                                  "bearerTokenSecretRef": {"name": "s", "key": "t"}}}),
+            ),
+            "auth needs exactly one of basic and bearerTokenSecretRef",
+        ),
+        (loki(json!({"endpoint": "http://l", "extraLabels": {"trace-id": "x"}})), "Loki label names are"),
+        (loki(json!({"endpoint": "http://l", "extraLabels": {"pod": "x"}})), "set on every stream already"),
+        (loki(json!({"endpoint": "http://l", "extraLabels": {"host": "{{ host }}"}})), "label values are literal"),
+        (
+            loki(json!({"endpoint": "http://l", "tls": {"certSecretRef": {"name": "s", "key": "tls.crt"}}})),
+            "certSecretRef and keySecretRef go together",
+        ),
+        (
+            loki(json!({"endpoint": "http://l", "auth": {"bearerTokenSecretRef": {"name": "Not_A_Name", "key": "t"}}})),
+            "bearerTokenSecretRef.name in body should match",
+        ),
+        (
+            json!({"workspace": "w", "tenant": "t", "vectorMetrics": {"s3Bucket": "b", "s3Region": "r", "remoteWrite": {"endpoint": "thanos/api/v1/receive"}}}),
+            "remoteWrite.endpoint must be an absolute",
         ),
     ];
     for (spec, expect) in cases {

@@ -232,6 +232,20 @@ async fn restricted_policy_refuses_cross_tenant_access_and_removes_what_it_had()
         ),
         ("metrics-wide", wide_metrics, "spec.useClusterRole"),
         ("greptime-other", greptime, "spec.greptimeRef.namespace"),
+        // Sending as another tenant into a shared Loki or Thanos (issue 12).
+        (
+            "loki-other",
+            section("vectorLogs", json!({"loki": {"endpoint": "http://loki.loki.svc", "tenantId": "someone-else"}})),
+            "spec.vectorLogs.loki.tenantId",
+        ),
+        (
+            "rw-other",
+            section(
+                "vectorMetrics",
+                json!({"remoteWrite": {"endpoint": "http://thanos/api/v1/receive", "tenantId": "x"}}),
+            ),
+            "spec.vectorMetrics.remoteWrite.tenantId",
+        ),
     ];
     for (name, spec, _) in &attempts {
         create(&client, &tenant, ms_json(name, spec.clone())).await.unwrap();

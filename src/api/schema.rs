@@ -117,6 +117,14 @@ pub fn loki_labels(_: &mut SchemaGenerator) -> Schema {
         "x-kubernetes-validations": [{
             "rule": "self.all(k, k.matches('^[a-zA-Z_][a-zA-Z0-9_]*$') && size(k) <= 64)",
             "message": "Loki label names are [a-zA-Z_][a-zA-Z0-9_]*, at most 64 characters"
+        }, {
+            // The same list as model::outputs::LOKI_LABELS (which the operator checks too).
+            "rule": "self.all(k, !(k in ['namespace', 'pod', 'container', 'workspace', 'tenant']))",
+            "message": "namespace, pod, container, workspace and tenant are set on every stream already"
+        }, {
+            // Vector would read these as templates: a label must be a constant.
+            "rule": "self.all(k, !self[k].contains('{{') && !self[k].contains('%'))",
+            "message": "label values are literal: no {{ }} templates or % strftime items"
         }]
     })
 }
