@@ -10,6 +10,7 @@ pub mod api;
 pub mod controller;
 pub mod discover;
 pub mod error;
+pub mod flow;
 pub mod greptime;
 pub mod model;
 pub mod render;

@@ -1043,3 +1043,75 @@ fn remote_write_reaches_prometheus_as_the_tenant() {
     let auth = proxy.header_values("authorization");
     assert!(!auth.is_empty() && auth.iter().all(|a| a == "Bearer t0ken"), "Authorization sent: {auth:?}");
 }
+
+/// Flow health read from real Vector's own metrics (`monitoring_operator::flow`): with the
+/// archive healthy (moto) and Loki's port closed, two scrapes a window apart name `loki` as
+/// stalled (Vector counts no error while it retries) and `s3_archive` as healthy; the config
+/// id Vector reports is the one the operator stamped; once Loki is up the verdict turns
+/// healthy. The times to each verdict are printed for the notes, not asserted.
+#[test]
+fn flow_health_names_the_stalled_sink_and_the_loaded_config() {
+    use monitoring_operator::flow::{self, Reason, Thresholds};
+    let _serial = support::datapath::serial();
+    let Some(bin) = vector_bin::vector() else { return };
+    let (dir, var_log) = support::datapath::fresh_node("flow");
+    let s3 = S3::with_bucket(BUCKET);
+    let loki_port = free_port();
+    let spec = json!({
+        "workspace": "analytics", "tenant": "acme",
+        "vectorLogs": {"s3Bucket": BUCKET, "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+                       "batchTimeoutSecs": 1, "loki": {"endpoint": format!("http://127.0.0.1:{loki_port}")}},
+        "vectorMetrics": {"enabled": false},
+    });
+    let (mut base, settings) = collector_config(spec, "mon-vector-logs-config", &model::Dereferenced::default());
+    let stamp = base["transforms"][vector::CONFIG_ID_TRANSFORM]["source"].as_str().unwrap().to_string();
+    let stamped = stamp.split('"').nth(1).unwrap().to_string();
+    localise(&mut base, &dir);
+    let exporter = base["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
+    let base_file = dir.join("vector.yaml");
+    write_yaml(&base_file, &base);
+    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
+    let targets = dir.join("targets.yaml");
+    std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
+    let file = log_file(&var_log, &api);
+    append(&file, "");
+    let mut vector = Vector::start(&bin, &[base_file, targets], &var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    let started = std::time::Instant::now();
+
+    // A sliding window of 5 s (longer than the 1 s batch timeout), scraped every second while
+    // the application writes.
+    let window = Duration::from_secs(5);
+    let mut history: std::collections::VecDeque<(std::time::Instant, flow::Snapshot)> = Default::default();
+    let mut verdict = |want: &dyn Fn(&flow::Flow) -> bool, deadline: Duration| -> (flow::Flow, Duration) {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            append(&file, &cri_lines(&lines("flow", 5)));
+            let now = std::time::Instant::now();
+            history.push_back((now, flow::parse(&support::datapath::vector_metrics(&exporter))));
+            while history.len() > 1 && now - history[1].0 >= window {
+                history.pop_front();
+            }
+            let (then, old) = &history[0];
+            if now - *then >= window {
+                let f = flow::evaluate(old, &history.back().unwrap().1, true, &Thresholds::default());
+                if want(&f) || now > until {
+                    return (f, started.elapsed());
+                }
+            }
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    };
+    let (down, after) = verdict(&|f| f.reason == Reason::SinkStalled, Duration::from_secs(60));
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+    let by_sink: BTreeMap<&str, Reason> = down.sinks.iter().map(|s| (s.sink.as_str(), s.reason)).collect();
+    assert_eq!(by_sink, BTreeMap::from([("loki", Reason::SinkStalled), ("s3_archive", Reason::Healthy)]), "{down:?}");
+    assert!(down.message.starts_with("sink loki: "), "{}", down.message);
+    assert_eq!(down.config_id.as_deref(), Some(stamped.as_str()), "Vector reports the config it loaded");
+    eprintln!("flow: loki unreachable from the start -> SinkStalled after {after:?} (5 s window)");
+
+    let _loki = support::loki::Loki::start(loki_port);
+    let up_at = started.elapsed();
+    let (up, after) = verdict(&|f| f.reason == Reason::Healthy, Duration::from_secs(120));
+    assert_eq!(up.reason, Reason::Healthy, "{up:?}\n{}", counters(&exporter));
+    eprintln!("flow: loki up -> Healthy after {:?} (Vector's retry backoff included)", after - up_at);
+}

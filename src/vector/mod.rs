@@ -141,19 +141,45 @@ pub fn realtime_buffer() -> Buffer {
     Buffer::Memory { max_events: 10_000, when_full: WhenFull::DropNewest }
 }
 
-/// Vector's own metrics, exposed for Prometheus on [`METRICS_PORT`].
+/// The transform that stamps [`CONFIG_ID_TAG`] on Vector's own metrics.
+pub const CONFIG_ID_TRANSFORM: &str = "vector_config_id";
+/// Tag on every internal metric of a collector: the id of the configuration it has actually
+/// loaded (a hash of everything else in that configuration). What Vector reports is what it
+/// runs, so a node that failed a hot reload shows the old id (loaded-config proof).
+pub const CONFIG_ID_TAG: &str = "config_id";
+
+/// Vector's own metrics, exposed for Prometheus on [`METRICS_PORT`], stamped with the config's
+/// id. Call last: the id covers what the config holds when this is called.
 pub fn self_observability(cfg: &mut Config) {
     cfg.sources.insert(
         "vector_internal_metrics".into(),
         Source::InternalMetrics(InternalMetrics { namespace: "vector".into() }),
     );
+    let id = config_id(cfg);
+    cfg.transforms.insert(
+        CONFIG_ID_TRANSFORM.into(),
+        Transform::Remap(Remap {
+            inputs: vec!["vector_internal_metrics".into()],
+            source: format!(".tags.{CONFIG_ID_TAG} = \"{id}\"\n"),
+            drop_on_error: false,
+        }),
+    );
     cfg.sinks.insert(
         "vector_metrics_exporter".into(),
         Sink::PrometheusExporter(PrometheusExporter {
-            inputs: vec!["vector_internal_metrics".into()],
+            inputs: vec![CONFIG_ID_TRANSFORM.into()],
             address: format!("0.0.0.0:{METRICS_PORT}"),
         }),
     );
+}
+
+/// 16 hex digits of the SHA-256 of the config's JSON form (deterministic: every map in the
+/// typed config is ordered).
+pub fn config_id(cfg: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    // Serialising these plain structs cannot fail; an empty input would still give an id.
+    let bytes = serde_json::to_vec(cfg).unwrap_or_default();
+    hex::encode(&Sha256::digest(&bytes)[..8])
 }
 
 /// A config with the global options every collector uses.

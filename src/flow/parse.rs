@@ -1,0 +1,209 @@
+//! One scrape of Vector's Prometheus exporter → the counters flow health needs, per sink.
+//! Only the few families below are read; everything else on the page is skipped line by line,
+//! so a page of any size costs one pass and no allocation per skipped series.
+
+use std::collections::BTreeMap;
+
+/// The internal-metrics source and the exporter sink are the collector's own plumbing, not
+/// telemetry: they are left out of flow health.
+const OWN_COMPONENTS: [&str; 2] = ["vector_internal_metrics", "vector_metrics_exporter"];
+
+/// What one collector reported at one moment.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    /// The `config_id` tag the operator stamps (`vector::CONFIG_ID_TAG`) on the collector's own metrics: the
+    /// configuration Vector has actually loaded.
+    pub config_id: Option<String>,
+    /// Events the sources (other than Vector's own metrics) have received, summed.
+    pub source_events: f64,
+    pub sinks: BTreeMap<String, SinkCounters>,
+}
+
+/// Counters and gauges of one sink (cumulative since the collector started).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SinkCounters {
+    pub received_events: f64,
+    pub sent_events: f64,
+    /// Errors by class: `error_type` of `component_errors_total`, or the HTTP client's
+    /// `error_kind` (cut to 120 characters: it is free text).
+    pub errors: BTreeMap<String, f64>,
+    /// Events dropped by the sink's buffer or by the sink itself.
+    pub discarded_events: f64,
+    pub buffer_events: f64,
+    pub buffer_bytes: f64,
+    pub buffer_max_events: f64,
+    pub buffer_max_bytes: f64,
+}
+
+impl SinkCounters {
+    /// Fill ratio of the buffer: bytes where it has a byte limit (disk), else events.
+    pub fn buffer_ratio(&self) -> Option<f64> {
+        if self.buffer_max_bytes > 0.0 {
+            Some(self.buffer_bytes / self.buffer_max_bytes)
+        } else if self.buffer_max_events > 0.0 {
+            Some(self.buffer_events / self.buffer_max_events)
+        } else {
+            None
+        }
+    }
+}
+
+/// Parses the Prometheus text exposition format (Vector writes no exemplars or escapes in
+/// names; label values may carry `\"`, `\\` and `\n`).
+pub fn parse(text: &str) -> Snapshot {
+    let mut s = Snapshot::default();
+    for line in text.lines() {
+        let Some((name, labels, value)) = split(line) else { continue };
+        let family = Family::of(name);
+        if family == Family::Other {
+            continue;
+        }
+        let labels = parse_labels(labels);
+        let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        if s.config_id.is_none() {
+            s.config_id = label("config_id").map(str::to_string);
+        }
+        let Some(id) = label("component_id") else { continue };
+        if OWN_COMPONENTS.contains(&id) {
+            continue;
+        }
+        let kind = label("component_kind");
+        if kind == Some("source") {
+            if family == Family::Received {
+                s.source_events += value;
+            }
+            continue;
+        }
+        if kind != Some("sink") {
+            continue;
+        }
+        let sink = s.sinks.entry(id.to_string()).or_default();
+        match family {
+            Family::Received => sink.received_events += value,
+            Family::Sent => sink.sent_events += value,
+            Family::Errors => {
+                *sink.errors.entry(label("error_type").unwrap_or("unknown").to_string()).or_default() += value
+            }
+            Family::HttpErrors => {
+                let kind: String = label("error_kind").unwrap_or("http").chars().take(120).collect();
+                *sink.errors.entry(kind).or_default() += value;
+            }
+            Family::Discarded => sink.discarded_events += value,
+            Family::BufferEvents => sink.buffer_events += value,
+            Family::BufferBytes => sink.buffer_bytes += value,
+            Family::BufferMaxEvents => sink.buffer_max_events += value,
+            Family::BufferMaxBytes => sink.buffer_max_bytes += value,
+            Family::Other => {}
+        }
+    }
+    s
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    Received,
+    Sent,
+    Errors,
+    HttpErrors,
+    Discarded,
+    BufferEvents,
+    BufferBytes,
+    BufferMaxEvents,
+    BufferMaxBytes,
+    Other,
+}
+
+impl Family {
+    /// Vector 0.57 reports buffer sizes under an old and a new name (`buffer_events` and
+    /// `buffer_size_events`); only the new ones are read, so nothing counts twice.
+    fn of(name: &str) -> Family {
+        match name {
+            "vector_component_received_events_total" => Family::Received,
+            "vector_component_sent_events_total" => Family::Sent,
+            "vector_component_errors_total" => Family::Errors,
+            "vector_http_client_errors_total" => Family::HttpErrors,
+            "vector_buffer_discarded_events_total" | "vector_component_discarded_events_total" => Family::Discarded,
+            "vector_buffer_size_events" => Family::BufferEvents,
+            "vector_buffer_size_bytes" => Family::BufferBytes,
+            "vector_buffer_max_size_events" => Family::BufferMaxEvents,
+            "vector_buffer_max_size_bytes" => Family::BufferMaxBytes,
+            _ => Family::Other,
+        }
+    }
+}
+
+/// `name{labels} value [timestamp]` → its parts; comments and malformed lines → None.
+fn split(line: &str) -> Option<(&str, &str, f64)> {
+    if line.starts_with('#') || line.is_empty() {
+        return None;
+    }
+    let (name, labels, rest) = match line.find('{') {
+        Some(open) => {
+            let close = line.rfind('}')?;
+            (&line[..open], &line[open + 1..close], &line[close + 1..])
+        }
+        None => {
+            let (name, rest) = line.split_once(' ')?;
+            (name, "", rest)
+        }
+    };
+    let value = rest.split_whitespace().next()?.parse().ok()?;
+    Some((name, labels, value))
+}
+
+fn parse_labels(s: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = s.chars().peekable();
+    loop {
+        let name: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim_matches([',', ' ']).into();
+        if name.is_empty() || chars.next() != Some('"') {
+            break;
+        }
+        let mut value = String::new();
+        while let Some(c) = chars.next() {
+            match c {
+                '"' => break,
+                '\\' => match chars.next() {
+                    Some('n') => value.push('\n'),
+                    Some(other) => value.push(other),
+                    None => break,
+                },
+                c => value.push(c),
+            }
+        }
+        out.push((name, value));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_with_escapes_and_commas() {
+        let l = parse_labels(r#"a="x,y",b="say \"hi\"\n",c="back\\slash""#);
+        assert_eq!(
+            l,
+            vec![("a".into(), "x,y".into()), ("b".into(), "say \"hi\"\n".into()), ("c".into(), "back\\slash".into())]
+        );
+    }
+
+    #[test]
+    fn own_components_and_other_families_are_skipped() {
+        let text = r#"# TYPE vector_component_sent_events_total counter
+vector_component_sent_events_total{component_id="vector_metrics_exporter",component_kind="sink",config_id="h1"} 5 1
+vector_component_sent_events_total{component_id="s3_archive",component_kind="sink",config_id="h1"} 7 1
+vector_component_received_events_total{component_id="pod_logs",component_kind="source",config_id="h1"} 9 1
+vector_component_received_events_total{component_id="vector_internal_metrics",component_kind="source"} 100
+vector_buffer_events{component_id="s3_archive",component_kind="sink"} 3
+vector_buffer_size_events{component_id="s3_archive",component_kind="sink"} 3
+vector_started_total 1
+"#;
+        let s = parse(text);
+        assert_eq!(s.config_id.as_deref(), Some("h1"));
+        assert_eq!(s.source_events, 9.0);
+        assert_eq!(s.sinks.keys().collect::<Vec<_>>(), ["s3_archive"]);
+        assert_eq!((s.sinks["s3_archive"].sent_events, s.sinks["s3_archive"].buffer_events), (7.0, 3.0));
+    }
+}
