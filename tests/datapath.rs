@@ -925,16 +925,7 @@ fn loki_down_a_minute_leaves_the_archive_whole_then_gets_labelled_streams() {
     let (mut base, settings) = collector_config(spec, "mon-vector-logs-config", &deref);
     assert_eq!(base["sinks"]["loki"]["auth"]["password"], "SECRET[secret_loki_auth.pass_word]");
     mount_secrets(&mut base, &dir, &secrets);
-    localise(&mut base, &dir);
-    let exporter = base["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
-    let base_file = dir.join("vector.yaml");
-    write_yaml(&base_file, &base);
-    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
-    let targets = dir.join("targets.yaml");
-    std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
-    let file = log_file(&var_log, &api);
-    append(&file, "");
-    let mut vector = Vector::start(&bin, &[base_file, targets], &var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    let (mut vector, file, exporter) = run_logs_collector(&bin, base, settings, &dir, &var_log);
     let _heartbeat = Heartbeat::start(file.clone());
 
     let mut during = Vec::new();
@@ -1063,19 +1054,10 @@ fn flow_health_names_the_stalled_sink_and_the_loaded_config() {
                        "batchTimeoutSecs": 1, "loki": {"endpoint": format!("http://127.0.0.1:{loki_port}")}},
         "vectorMetrics": {"enabled": false},
     });
-    let (mut base, settings) = collector_config(spec, "mon-vector-logs-config", &model::Dereferenced::default());
+    let (base, settings) = collector_config(spec, "mon-vector-logs-config", &model::Dereferenced::default());
     let stamp = base["transforms"][vector::CONFIG_ID_TRANSFORM]["source"].as_str().unwrap().to_string();
     let stamped = stamp.split('"').nth(1).unwrap().to_string();
-    localise(&mut base, &dir);
-    let exporter = base["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
-    let base_file = dir.join("vector.yaml");
-    write_yaml(&base_file, &base);
-    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
-    let targets = dir.join("targets.yaml");
-    std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
-    let file = log_file(&var_log, &api);
-    append(&file, "");
-    let mut vector = Vector::start(&bin, &[base_file, targets], &var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    let (mut vector, file, exporter) = run_logs_collector(&bin, base, settings, &dir, &var_log);
     let started = std::time::Instant::now();
 
     // A sliding window of 5 s (longer than the 1 s batch timeout), scraped every second while
@@ -1114,4 +1096,26 @@ fn flow_health_names_the_stalled_sink_and_the_loaded_config() {
     let (up, after) = verdict(&|f| f.reason == Reason::Healthy, Duration::from_secs(120));
     assert_eq!(up.reason, Reason::Healthy, "{up:?}\n{}", counters(&exporter));
     eprintln!("flow: loki up -> Healthy after {:?} (Vector's retry backoff included)", after - up_at);
+}
+
+/// Runs a rendered logs-collector config on the emulated node with one pod (`ws/api`) to read:
+/// the Vector process, the pod's log file, and the address of Vector's own metrics.
+fn run_logs_collector(
+    bin: &Path,
+    mut base: Value,
+    settings: Option<Settings>,
+    dir: &Path,
+    var_log: &Path,
+) -> (Vector, PathBuf, String) {
+    localise(&mut base, dir);
+    let exporter = base["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
+    let base_file = dir.join("vector.yaml");
+    write_yaml(&base_file, &base);
+    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
+    let targets = dir.join("targets.yaml");
+    std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
+    let file = log_file(var_log, &api);
+    append(&file, "");
+    let vector = Vector::start(bin, &[base_file, targets], var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    (vector, file, exporter)
 }
