@@ -212,6 +212,15 @@ pub fn targets<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> Vec
     out
 }
 
+/// How many of `pods` this collector reads (log directories or scrape targets): with none,
+/// silence is not a flow problem.
+pub fn selected<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> usize {
+    match s.mode {
+        Mode::Metrics => targets(pods, s).len(),
+        Mode::Logs => log_pods(pods, s).len(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -79,6 +79,19 @@ enum Command {
         /// Write the file once and exit (the init container).
         #[arg(long)]
         once: bool,
+        /// Serve the flow summary of the pod's own Vector on this address (`GET /flow`).
+        #[arg(long)]
+        flow_addr: Option<std::net::SocketAddr>,
+        /// The local Vector's metrics page the flow summary reads.
+        #[arg(long, default_value = "http://127.0.0.1:9598/metrics")]
+        vector_metrics_url: String,
+        /// Flow window: longer than the sinks' batch timeout. Problems show after one window
+        /// and clear after one.
+        #[arg(long, default_value_t = 60)]
+        flow_window_secs: u64,
+        /// How often the local Vector is scraped.
+        #[arg(long, default_value_t = 15)]
+        flow_interval_secs: u64,
         #[arg(long, env = "LOG_FORMAT", default_value = "json", value_parser = ["text", "json"])]
         log_format: String,
     },
@@ -166,7 +179,17 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(policy = ?settings.policy, "tenancy policy");
             controller::build(client, settings, Some(counter)).await?.run().await;
         }
-        Command::Discover { node, settings, output, once, log_format } => {
+        Command::Discover {
+            node,
+            settings,
+            output,
+            once,
+            flow_addr,
+            vector_metrics_url,
+            flow_window_secs,
+            flow_interval_secs,
+            log_format,
+        } => {
             let _guard = tracing_setup::init(&log_format)?;
             let text = std::fs::read_to_string(&settings).with_context(|| format!("reading {}", settings.display()))?;
             let s: discover::Settings = serde_json::from_str(&text).context("parsing discovery settings")?;
@@ -174,7 +197,19 @@ async fn main() -> anyhow::Result<()> {
             if once {
                 sidecar::once(client, &node, &s, &output).await?;
             } else {
-                sidecar::watch(client, &node, &s, &output).await?;
+                let (selected, selected_rx) = tokio::sync::watch::channel(0);
+                if let Some(addr) = flow_addr {
+                    let window = std::time::Duration::from_secs(flow_window_secs);
+                    let interval = std::time::Duration::from_secs(flow_interval_secs.max(1));
+                    tokio::spawn(async move {
+                        if let Err(e) =
+                            sidecar::flow::run(vector_metrics_url, addr, window, interval, selected_rx).await
+                        {
+                            tracing::error!(error = %e, "flow summary stopped");
+                        }
+                    });
+                }
+                sidecar::watch(client, &node, &s, &output, selected).await?;
             }
         }
     }

@@ -1042,7 +1042,6 @@ fn remote_write_reaches_prometheus_as_the_tenant() {
 /// healthy. The times to each verdict are printed for the notes, not asserted.
 #[test]
 fn flow_health_names_the_stalled_sink_and_the_loaded_config() {
-    use monitoring_operator::flow::{self, Reason, Thresholds};
     let _serial = support::datapath::serial();
     let Some(bin) = vector_bin::vector() else { return };
     let (dir, var_log) = support::datapath::fresh_node("flow");
@@ -1060,42 +1059,58 @@ fn flow_health_names_the_stalled_sink_and_the_loaded_config() {
     let (mut vector, file, exporter) = run_logs_collector(&bin, base, settings, &dir, &var_log);
     let started = std::time::Instant::now();
 
-    // A sliding window of 5 s (longer than the 1 s batch timeout), scraped every second while
-    // the application writes.
-    let window = Duration::from_secs(5);
-    let mut history: std::collections::VecDeque<(std::time::Instant, flow::Snapshot)> = Default::default();
-    let mut verdict = |want: &dyn Fn(&flow::Flow) -> bool, deadline: Duration| -> (flow::Flow, Duration) {
+    // The sidecar's flow summary as it runs in the pod: a 5 s window (longer than the 1 s
+    // batch timeout), the local Vector scraped every second, served on /flow.
+    let flow_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let (_selected, selected_rx) = tokio::sync::watch::channel(1usize);
+    runtime.spawn(monitoring_operator::sidecar::flow::run(
+        format!("http://{exporter}/metrics"),
+        flow_addr,
+        Duration::from_secs(5),
+        Duration::from_secs(1),
+        selected_rx,
+    ));
+    let summary = |want: &str, deadline: Duration| -> (Value, Duration) {
         let until = std::time::Instant::now() + deadline;
         loop {
             append(&file, &cri_lines(&lines("flow", 5)));
-            let now = std::time::Instant::now();
-            history.push_back((now, flow::parse(&support::datapath::vector_metrics(&exporter))));
-            while history.len() > 1 && now - history[1].0 >= window {
-                history.pop_front();
-            }
-            let (then, old) = &history[0];
-            if now - *then >= window {
-                let f = flow::evaluate(old, &history.back().unwrap().1, true, &Thresholds::default());
-                if want(&f) || now > until {
-                    return (f, started.elapsed());
-                }
+            let got = http_get_json(flow_addr, "/flow");
+            if got["reason"] == want || std::time::Instant::now() > until {
+                return (got, started.elapsed());
             }
             std::thread::sleep(Duration::from_secs(1));
         }
     };
-    let (down, after) = verdict(&|f| f.reason == Reason::SinkStalled, Duration::from_secs(60));
+    let (down, after) = summary("SinkStalled", Duration::from_secs(60));
     assert!(vector.running(), "vector exited:\n{}", vector.log_text());
-    let by_sink: BTreeMap<&str, Reason> = down.sinks.iter().map(|s| (s.sink.as_str(), s.reason)).collect();
-    assert_eq!(by_sink, BTreeMap::from([("loki", Reason::SinkStalled), ("s3_archive", Reason::Healthy)]), "{down:?}");
-    assert!(down.message.starts_with("sink loki: "), "{}", down.message);
-    assert_eq!(down.config_id.as_deref(), Some(stamped.as_str()), "Vector reports the config it loaded");
-    eprintln!("flow: loki unreachable from the start -> SinkStalled after {after:?} (5 s window)");
+    assert_eq!(down["reason"], "SinkStalled", "{down:#}");
+    let latest = &down["latest"];
+    let by_sink: BTreeMap<String, String> = latest["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s["sink"].as_str().unwrap().to_string(), s["reason"].as_str().unwrap().to_string()))
+        .collect();
+    let want: BTreeMap<String, String> =
+        [("loki", "SinkStalled"), ("s3_archive", "Healthy")].map(|(a, b)| (a.to_string(), b.to_string())).into();
+    assert_eq!(by_sink, want, "{down:#}");
+    assert!(latest["message"].as_str().unwrap().starts_with("sink loki: "), "{down:#}");
+    assert_eq!(down["configId"], stamped.as_str(), "Vector reports the config it loaded");
+    eprintln!("flow: loki unreachable from the start -> /flow says SinkStalled after {after:?} (5 s window, damped)");
 
     let _loki = support::loki::Loki::start(loki_port);
     let up_at = started.elapsed();
-    let (up, after) = verdict(&|f| f.reason == Reason::Healthy, Duration::from_secs(120));
-    assert_eq!(up.reason, Reason::Healthy, "{up:?}\n{}", counters(&exporter));
-    eprintln!("flow: loki up -> Healthy after {:?} (Vector's retry backoff included)", after - up_at);
+    let (up, after) = summary("Healthy", Duration::from_secs(120));
+    assert_eq!(up["reason"], "Healthy", "{up:#}\n{}", counters(&exporter));
+    eprintln!(
+        "flow: loki up -> /flow says Healthy after {:?} (Vector's retry backoff and damping included)",
+        after - up_at
+    );
+    // The cost figure of issue 11: what the operator would read per collector, full page vs summary.
+    let page = support::datapath::vector_metrics(&exporter).len();
+    let summary_bytes = serde_json::to_string(&up).unwrap().len();
+    eprintln!("flow: Vector metrics page {page} bytes, /flow summary {summary_bytes} bytes");
 }
 
 /// Runs a rendered logs-collector config on the emulated node with one pod (`ws/api`) to read:
@@ -1118,4 +1133,14 @@ fn run_logs_collector(
     append(&file, "");
     let vector = Vector::start(bin, &[base_file, targets], var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
     (vector, file, exporter)
+}
+
+/// GET `path` on `addr` and parse the body as JSON (Null when nothing answers yet).
+fn http_get_json(addr: std::net::SocketAddr, path: &str) -> Value {
+    use std::io::{Read, Write};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return Value::Null };
+    let _ = write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n");
+    let mut text = String::new();
+    let _ = stream.read_to_string(&mut text);
+    text.split_once("\r\n\r\n").and_then(|(_, body)| serde_json::from_str(body).ok()).unwrap_or(Value::Null)
 }

@@ -28,9 +28,19 @@ pub fn host_data_dir(m: &Model, c: Component) -> String {
 const DISCOVERY_DIR: &str = "/vector-discovery";
 const TARGETS_FILE: &str = "targets.yaml";
 
+/// Where the discovery sidecar serves the flow summary of the pod's Vector (`GET /flow`).
+pub const FLOW_PORT: i32 = 9599;
+
+/// The flow window of a collector: longer than its batch timeout (a sink filling a batch sends
+/// nothing meanwhile, which must not read as a stall), at least a minute.
+pub fn flow_window_secs(c: &Collector) -> u64 {
+    (2 * c.archive.batch_timeout_secs).max(60)
+}
+
 /// The discovery containers of the metrics pod: an init container writes the first targets
-/// file (so Vector starts with a complete config), a sidecar keeps it current.
-fn discovery_containers(m: &Model) -> (Container, Container) {
+/// file (so Vector starts with a complete config), a sidecar keeps it current and serves the
+/// flow summary.
+fn discovery_containers(m: &Model, c: &Collector) -> (Container, Container) {
     let args = |once: bool| {
         let mut a = vec![
             "discover".to_string(),
@@ -43,6 +53,13 @@ fn discovery_containers(m: &Model) -> (Container, Container) {
         ];
         if once {
             a.push("--once".into());
+        } else {
+            a.extend([
+                "--flow-addr".into(),
+                format!("0.0.0.0:{FLOW_PORT}"),
+                "--flow-window-secs".into(),
+                flow_window_secs(c).to_string(),
+            ]);
         }
         a
     };
@@ -62,7 +79,17 @@ fn discovery_containers(m: &Model) -> (Container, Container) {
     };
     (
         Container { name: "discover-init".into(), args: Some(args(true)), ..base.clone() },
-        Container { name: "discover".into(), args: Some(args(false)), ..base },
+        Container {
+            name: "discover".into(),
+            args: Some(args(false)),
+            ports: Some(vec![ContainerPort {
+                name: Some("flow".into()),
+                container_port: FLOW_PORT,
+                protocol: Some("TCP".into()),
+                ..Default::default()
+            }]),
+            ..base
+        },
     )
 }
 
@@ -126,7 +153,7 @@ pub fn render(
         // The discovered file changes while running: Vector reloads it (only the changed
         // components are rebuilt).
         args.extend(["--config".to_string(), format!("{DISCOVERY_DIR}/{TARGETS_FILE}"), "--watch-config".into()]);
-        let (init, sidecar) = discovery_containers(m);
+        let (init, sidecar) = discovery_containers(m, c);
         init_containers = Some(vec![init]);
         sidecars.push(sidecar);
     }

@@ -1,7 +1,9 @@
 //! The discovery sidecar's loop (`monitoring-operator discover`): watch this node's pods into
 //! a kube-runtime reflector store, and rewrite the Vector file ([`crate::vector::discovered`])
 //! whenever what it renders changes. Touches: the Kubernetes API (read-only pod watch) and
-//! one output file.
+//! one output file. [`flow`] summarises the pod's own Vector for the operator.
+
+pub mod flow;
 
 use std::path::Path;
 
@@ -55,8 +57,15 @@ pub async fn once(client: Client, node: &str, s: &Settings, output: &Path) -> an
     Ok(())
 }
 
-/// Watch forever, rewriting `output` whenever this node's target set changes.
-pub async fn watch(client: Client, node: &str, s: &Settings, output: &Path) -> anyhow::Result<()> {
+/// Watch forever, rewriting `output` whenever this node's target set changes, and publishing
+/// how many pods the collector reads (for the flow summary).
+pub async fn watch(
+    client: Client,
+    node: &str,
+    s: &Settings,
+    output: &Path,
+    selected: tokio::sync::watch::Sender<usize>,
+) -> anyhow::Result<()> {
     let (fields, labels) = selectors(node, s);
     let cfg = watcher::Config::default().fields(&fields).labels(&labels);
     let (reader, writer) = reflector::store::<Pod>();
@@ -75,6 +84,7 @@ pub async fn watch(client: Client, node: &str, s: &Settings, output: &Path) -> a
             Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {}
         }
         let pods = reader.state();
+        selected.send_replace(crate::discover::selected(pods.iter().map(|p| &**p), s));
         let text = discovered(pods.iter().map(|p| &**p), s, node)?;
         if write_if_changed(output, &text, &mut last)? {
             info!(node, pods = pods.len(), mode = ?s.mode, "discovered targets changed");
