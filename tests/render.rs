@@ -605,3 +605,33 @@ fn outputs_send_as_the_tenant_with_credentials_from_mounted_secrets() {
     deref.secrets.values_mut().flatten().for_each(|s| s.keys.clear());
     assert!(model::build(&ms, &deref).unwrap_err().message.contains("has no key \"loki-password\""));
 }
+
+/// Loaded-config proof: every collector pod template names the id its Vector will stamp on
+/// its own metrics, and it is the id in that collector's ConfigMap; a spec change changes it.
+#[test]
+fn collector_pods_name_the_config_id_their_vector_reports() {
+    for (file, ms) in examples() {
+        let rendered = children(&ms);
+        for ds in rendered.iter().filter(|c| c.kind == Kind::DaemonSet) {
+            let template = &ds.object.data["spec"]["template"];
+            let id = template["metadata"]["annotations"]["e6data.io/config-id"].as_str().unwrap();
+            let cm_name = format!("{}-config", ds.name());
+            let cm = rendered.iter().find(|c| c.kind == Kind::ConfigMap && c.name() == cm_name).unwrap();
+            let yaml = cm.object.data["data"]["vector.yaml"].as_str().unwrap();
+            assert!(
+                yaml.contains(&format!(".tags.config_id = \"{id}\"")),
+                "{file} {}: {id} not in its config",
+                ds.name()
+            );
+        }
+    }
+    let (_, mut ms) = examples().into_iter().next().unwrap();
+    let id = |ms: &MonitoringServices| {
+        let c = children(ms);
+        let ds = c.iter().find(|c| c.kind == Kind::DaemonSet).unwrap();
+        ds.object.data["spec"]["template"]["metadata"]["annotations"]["e6data.io/config-id"].clone()
+    };
+    let before = id(&ms);
+    ms.spec.workspace = "another-workspace".into();
+    assert_ne!(id(&ms), before);
+}

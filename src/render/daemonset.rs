@@ -99,6 +99,7 @@ pub fn render(
     comp: Component,
     c: &Collector,
     config_hash: String,
+    config_id: String,
 ) -> DaemonSet {
     let selector = BTreeMap::from([
         (meta::LABEL_INSTANCE.to_string(), m.name.clone()),
@@ -191,7 +192,10 @@ pub fn render(
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
                     labels: Some(pod_labels),
-                    annotations: Some(BTreeMap::from([(meta::ANNOTATION_CONFIG_HASH.to_string(), config_hash)])),
+                    annotations: Some(BTreeMap::from([
+                        (meta::ANNOTATION_CONFIG_HASH.to_string(), config_hash),
+                        (meta::ANNOTATION_CONFIG_ID.to_string(), config_id),
+                    ])),
                     ..Default::default()
                 }),
                 spec: Some(PodSpec {

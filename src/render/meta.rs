@@ -19,6 +19,9 @@ pub const LABEL_OWNER_NAMESPACE: &str = "e6data.io/owner-namespace";
 pub const LABEL_OWNER_NAME: &str = "e6data.io/owner-name";
 /// On the pod template: hash of the Vector config, so a config change rolls the pods.
 pub const ANNOTATION_CONFIG_HASH: &str = "e6data.io/config-hash";
+/// On collector pods: the id their Vector must report as `config_id` once it loaded this pod's
+/// configuration (compare with the sidecar's `/flow` `configId`).
+pub const ANNOTATION_CONFIG_ID: &str = "e6data.io/config-id";
 
 /// A collector component.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

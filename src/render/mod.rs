@@ -177,7 +177,8 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
     out.service_accounts.extend(service_account::render(m, owner));
     rbac::render(m, owner, &mut out);
     if let Some(logs) = &m.logs {
-        let config = vector::logs::config(m, logs).to_yaml().map_err(|e| serialise_err("logs config")(&e))?;
+        let cfg = vector::logs::config(m, logs);
+        let config = cfg.to_yaml().map_err(|e| serialise_err("logs config")(&e))?;
         let mut data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), config)]);
         if m.scope == Scope::Namespace {
             let settings = serde_json::to_string_pretty(&vector::logs::settings(m, logs))
@@ -186,10 +187,11 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
         }
         let hash = config_hash(&data.clone().into_iter().chain(pod::secret_versions(&logs.secrets)).collect());
         out.config_maps.push(configmap::render(m, owner, meta::Component::Logs, data));
-        out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Logs, logs, hash));
+        out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Logs, logs, hash, cfg.id));
     }
     if let Some(metrics) = &m.metrics {
-        let config = vector::metrics::config(m, metrics).to_yaml().map_err(|e| serialise_err("metrics config")(&e))?;
+        let cfg = vector::metrics::config(m, metrics);
+        let config = cfg.to_yaml().map_err(|e| serialise_err("metrics config")(&e))?;
         let settings = serde_json::to_string_pretty(&vector::metrics::settings(m, metrics))
             .map_err(|e| serialise_err("metrics discovery settings")(&e))?;
         let data = BTreeMap::from([
@@ -199,7 +201,7 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
         let hash =
             config_hash(&data.clone().into_iter().chain(pod::secret_versions(&metrics.common.secrets)).collect());
         out.config_maps.push(configmap::render(m, owner, meta::Component::Metrics, data));
-        out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash));
+        out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash, cfg.id));
     }
     if let Some(t) = &m.traces {
         let config = vector::traces::config(m, t).to_yaml().map_err(|e| serialise_err("traces config")(&e))?;

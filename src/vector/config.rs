@@ -17,6 +17,10 @@ pub struct Config {
     /// Secret backends (`SECRET[name.key]` references resolve through them at load).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub secret: BTreeMap<String, SecretBackend>,
+    /// The id stamped on the collector's own metrics (`super::CONFIG_ID_TAG`); not part of
+    /// Vector's config file, set by `super::self_observability`.
+    #[serde(skip)]
+    pub id: String,
 }
 
 /// A Vector secret backend.

@@ -156,6 +156,7 @@ pub fn self_observability(cfg: &mut Config) {
         Source::InternalMetrics(InternalMetrics { namespace: "vector".into() }),
     );
     let id = config_id(cfg);
+    cfg.id = id.clone();
     cfg.transforms.insert(
         CONFIG_ID_TRANSFORM.into(),
         Transform::Remap(Remap {
@@ -191,6 +192,7 @@ pub fn base_config() -> Config {
         transforms: Default::default(),
         sinks: Default::default(),
         secret: Default::default(),
+        id: String::new(),
     }
 }
 
