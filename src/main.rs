@@ -63,6 +63,13 @@ enum Command {
         /// there must have that spec.tenant, and their Loki/remote-write outputs send only as it.
         #[arg(long, env = "PINNED_TENANTS", value_delimiter = ',')]
         pinned_tenants: Vec<String>,
+        /// How often the collector pods' flow summaries (`:9599/flow`) are read, in seconds;
+        /// 0 turns flow health off. The operator needs to reach the pods on that port.
+        #[arg(long, env = "FLOW_INTERVAL_SECS", default_value_t = 30)]
+        flow_interval_secs: u64,
+        /// At most this many flow summaries are read at once.
+        #[arg(long, env = "FLOW_CONCURRENCY", default_value_t = 32)]
+        flow_concurrency: usize,
     },
     /// Per-node scrape-target discovery: the sidecar of the metrics collector. Watches the
     /// pods of one node and writes the Vector config file with that node's targets.
@@ -130,6 +137,8 @@ async fn main() -> anyhow::Result<()> {
             cluster_collector_namespaces,
             shared_greptime_namespaces,
             pinned_tenants,
+            flow_interval_secs,
+            flow_concurrency,
         } => {
             let _guard = tracing_setup::init(&log_format)?;
             // A SIGTERM always ends the process. The graceful shutdown (running reconciles
@@ -153,6 +162,8 @@ async fn main() -> anyhow::Result<()> {
                 Some(metrics_addr.parse().with_context(|| format!("--metrics-addr {metrics_addr}"))?)
             };
             let settings = controller::Settings {
+                flow_interval: (flow_interval_secs > 0).then(|| std::time::Duration::from_secs(flow_interval_secs)),
+                flow_concurrency,
                 namespace,
                 discovery_image,
                 greptime_url: greptimedb_url,
@@ -175,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
                         .collect::<Result<_, _>>()
                         .map_err(|e| anyhow::anyhow!("--pinned-tenants {e}"))?,
                 },
+                ..Default::default()
             };
             tracing::info!(policy = ?settings.policy, "tenancy policy");
             controller::build(client, settings, Some(counter)).await?.run().await;

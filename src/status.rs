@@ -10,8 +10,9 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{Cloud, ComponentStatus, MonitoringServicesStatus, OutputStatus, Phase, condition, reason};
+use crate::api::{Cloud, ComponentStatus, FlowStatus, MonitoringServicesStatus, OutputStatus, Phase, condition, reason};
 use crate::error::bounded;
+use crate::flow::{ComponentFlow, Reason};
 use crate::model::{GreptimeHealth, Model, SpecError, Violation};
 use crate::render::Children;
 use crate::render::meta::Component;
@@ -70,6 +71,7 @@ pub fn component(c: Component, ds: Option<&DaemonSet>, refused: Option<&str>) ->
 
 fn state(ok: bool, desired: i32, ready: i32, reason: &str, message: &str) -> ComponentStatus {
     ComponentStatus {
+        flow: None,
         ready: ok,
         replicas: desired,
         ready_replicas: ready,
@@ -131,7 +133,18 @@ pub fn condition(
     message: &str,
     generation: Option<i64>,
 ) -> Condition {
-    let status = if ok { "True" } else { "False" };
+    condition_status(old, type_, if ok { "True" } else { "False" }, reason, message, generation)
+}
+
+/// [`condition`] with any status (`True`, `False`, `Unknown`).
+pub fn condition_status(
+    old: &[Condition],
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    generation: Option<i64>,
+) -> Condition {
     let prev = old.iter().find(|c| c.type_ == type_);
     let last_transition_time = match prev {
         Some(p) if p.status == status => p.last_transition_time.clone(),
@@ -243,18 +256,42 @@ pub fn outputs(m: &Model) -> Vec<OutputStatus> {
     out
 }
 
+/// The flow status of one collector from the gathered verdicts (`None`: flow health is off).
+pub fn flow_status(c: Component, flow: Option<&BTreeMap<String, ComponentFlow>>) -> Option<FlowStatus> {
+    let verdicts = flow?;
+    Some(match verdicts.get(c.short()) {
+        Some(f) => FlowStatus {
+            reason: f.reason.as_str().into(),
+            message: Some(f.message.clone()).filter(|m| !m.is_empty()),
+            pods_reporting: i32::try_from(f.reporting).unwrap_or(i32::MAX),
+            pods: i32::try_from(f.pods).unwrap_or(i32::MAX),
+            outdated_nodes: f.outdated_nodes.clone(),
+        },
+        None => FlowStatus {
+            reason: Reason::Unknown.as_str().into(),
+            message: Some("no running collector pod has been read yet".into()),
+            ..Default::default()
+        },
+    })
+}
+
 /// What `m`'s applied children (as the apiserver returned or listed them) report; `refused`:
-/// the apiserver's answer per DaemonSet name whose pods it refused.
+/// the apiserver's answer per DaemonSet name whose pods it refused; `flow`: the verdicts
+/// gathered from its collector pods, by component.
 pub fn observe<'a>(
     m: &'a Model,
     applied: &Children,
     refused: &BTreeMap<String, String>,
     generation: Option<i64>,
+    flow: Option<&BTreeMap<String, ComponentFlow>>,
 ) -> Observed<'a> {
     let named = |c: Component| c.workload_name(&m.name);
     let ds = |c: Component| applied.daemon_sets.iter().find(|d| d.metadata.name.as_deref() == Some(&named(c)));
     let deploy = applied.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(&named(Component::Traces)));
-    let collector = |c: Component| component(c, ds(c), refused.get(&named(c)).map(String::as_str));
+    let collector = |c: Component| ComponentStatus {
+        flow: flow_status(c, flow),
+        ..component(c, ds(c), refused.get(&named(c)).map(String::as_str))
+    };
     Observed {
         logs: m.logs.as_ref().map(|_| collector(Component::Logs)),
         metrics: m.metrics.as_ref().map(|_| collector(Component::Metrics)),
@@ -275,7 +312,20 @@ pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> Monit
     let named = [("logs", &o.logs), ("metrics", &o.metrics), ("traces", &o.traces)];
     let mut phase = phase(&enabled, old.and_then(|s| s.phase));
     let greptime_down = o.greptime.filter(|i| !i.ready);
+    // Flow: the worst component verdict (logs, metrics).
+    let flows: Vec<(&str, &FlowStatus)> =
+        [("logs", &o.logs), ("metrics", &o.metrics)].into_iter().filter_map(|(n, c)| Some((n, c.as_ref()?.flow.as_ref()?))).collect();
+    let worst_flow = flows
+        .iter()
+        .map(|(n, f)| (Reason::parse(&f.reason).unwrap_or(Reason::Unknown), *n, *f))
+        .min_by_key(|(r, _, _)| std::cmp::Reverse(*r));
+    let flow_problem = worst_flow.filter(|(r, _, _)| r.is_problem());
     let message = match (phase, enabled.is_empty()) {
+        (Phase::Running, _) if let Some((r, n, f)) = flow_problem => {
+            // Pods are ready, but what they collect does not arrive everywhere it should.
+            phase = Phase::Degraded;
+            format!("{n}: {r}: {}", f.message.as_deref().unwrap_or_default())
+        }
         (Phase::Running, _) if greptime_down.is_some() => {
             // Collectors and the S3 archive are fine; only the real-time branch is not.
             phase = Phase::Degraded;
@@ -332,6 +382,22 @@ pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> Monit
             &i.message,
             o.generation,
         ));
+    }
+    if let Some((r, _, _)) = worst_flow {
+        let status = match r {
+            Reason::Healthy => "True",
+            Reason::Unknown => "Unknown",
+            _ => "False",
+        };
+        let message = flows
+            .iter()
+            .map(|(n, f)| match &f.message {
+                Some(m) => format!("{n}: {}: {m}", f.reason),
+                None => format!("{n}: {}", f.reason),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        conditions.push(condition_status(old_conditions, condition::FLOW_HEALTHY, status, r.as_str(), &message, o.generation));
     }
     MonitoringServicesStatus {
         phase: Some(phase),
@@ -395,9 +461,9 @@ mod tests {
 
     #[test]
     fn phases() {
-        let ok = ComponentStatus { ready: true, replicas: 2, ready_replicas: 2, message: None, reason: None };
-        let half = ComponentStatus { ready: false, replicas: 2, ready_replicas: 1, message: None, reason: None };
-        let none = ComponentStatus { ready: false, replicas: 2, ready_replicas: 0, message: None, reason: None };
+        let ok = ComponentStatus { ready: true, replicas: 2, ready_replicas: 2, ..Default::default() };
+        let half = ComponentStatus { ready: false, replicas: 2, ready_replicas: 1, ..Default::default() };
+        let none = ComponentStatus { ready: false, replicas: 2, ready_replicas: 0, ..Default::default() };
         assert_eq!(phase(&[&ok, &ok], None), Phase::Running);
         assert_eq!(phase(&[&ok, &half], None), Phase::Degraded);
         assert_eq!(phase(&[&none], None), Phase::Creating);
@@ -424,6 +490,7 @@ mod tests {
             ready_replicas: 1,
             message: Some("All nodes collecting logs".into()),
             reason: None,
+            flow: None,
         };
         let down = GreptimeHealth {
             status: GreptimeDbIntegrationStatus::default(),
@@ -460,5 +527,44 @@ mod tests {
         };
         let st = compose(None, o);
         assert_eq!((st.phase, st.ready, st.cloud.as_deref()), (Some(Phase::Running), true, Some("GCP")));
+    }
+
+    #[test]
+    fn a_flow_problem_degrades_running_and_unknown_claims_nothing() {
+        let with = |reason: Reason, message: &str| {
+            let verdicts = BTreeMap::from([(
+                "logs".to_string(),
+                ComponentFlow { reason, message: message.into(), reporting: 2, pods: 2, outdated_nodes: vec![] },
+            )]);
+            let logs = ComponentStatus {
+                ready: true,
+                replicas: 2,
+                ready_replicas: 2,
+                flow: flow_status(Component::Logs, Some(&verdicts)),
+                ..Default::default()
+            };
+            let o = Observed {
+                logs: Some(logs),
+                metrics: None,
+                traces: None,
+                greptime: None,
+                outputs: Vec::new(),
+                cloud: None,
+                generation: Some(1),
+            };
+            compose(None, o)
+        };
+        let st = with(Reason::SinkStalled, "node a: sink loki: 140 events waiting, 0 received, none sent");
+        assert_eq!(st.phase, Some(Phase::Degraded));
+        assert_eq!(st.message.as_deref(), Some("logs: SinkStalled: node a: sink loki: 140 events waiting, 0 received, none sent"));
+        let c = st.conditions.iter().find(|c| c.type_ == condition::FLOW_HEALTHY).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "SinkStalled"));
+        let st = with(Reason::Unknown, "1 of 2 collector pods could not be read");
+        assert_eq!(st.phase, Some(Phase::Running), "Unknown never degrades");
+        let c = st.conditions.iter().find(|c| c.type_ == condition::FLOW_HEALTHY).unwrap();
+        assert_eq!(c.status, "Unknown");
+        let st = with(Reason::Healthy, "");
+        let c = st.conditions.iter().find(|c| c.type_ == condition::FLOW_HEALTHY).unwrap();
+        assert_eq!((c.status.as_str(), c.message.as_str()), ("True", "logs: Healthy"));
     }
 }

@@ -89,6 +89,28 @@ pub struct ComponentStatus {
     /// NotAllNodesReady, PodsRefused, NoEligibleNode).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Whether data actually flows, from the collectors' own measurements.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow: Option<FlowStatus>,
+}
+
+/// What the collector pods of one component report about delivery (damped, per node, worst
+/// node shown).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct FlowStatus {
+    /// Healthy, Unknown, NoDataReceived, BufferFillingUp, SinkErrors, ConfigOutdated,
+    /// SinkStalled or DataDropped.
+    pub reason: String,
+    /// The worst node and what is wrong there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Collector pods whose summary was read, of `pods` running.
+    pub pods_reporting: i32,
+    pub pods: i32,
+    /// Nodes whose collector runs another configuration than its pod was given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outdated_nodes: Vec<String>,
 }
 
 /// One configured output. Its delivery is measured by the collectors themselves
@@ -147,6 +169,8 @@ pub mod condition {
     pub const GREPTIMEDB_READY: &str = "GreptimeDBReady";
     /// The trace endpoint has all its replicas ready.
     pub const TRACES_READY: &str = "TracesReady";
+    /// The collectors deliver what they receive (their own measurements, per node).
+    pub const FLOW_HEALTHY: &str = "FlowHealthy";
 }
 
 /// Condition reasons (besides the phase names, which are the Ready condition's reasons).

@@ -33,6 +33,14 @@ pub struct Settings {
     pub status_kinds: Vec<String>,
     /// The cluster admin's tenancy policy (open by default: the seed's behaviour).
     pub policy: crate::model::Policy,
+    /// How often collector pods' flow summaries are read (None: flow health is off).
+    pub flow_interval: Option<Duration>,
+    /// Port of the sidecars' `/flow` (the rendered pods use `render::FLOW_PORT`).
+    pub flow_port: u16,
+    /// At most this many `/flow` requests at once.
+    pub flow_concurrency: usize,
+    /// Per request.
+    pub flow_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -44,6 +52,10 @@ impl Default for Settings {
             metrics_addr: None,
             status_kinds: Vec::new(),
             policy: Default::default(),
+            flow_interval: Some(Duration::from_secs(30)),
+            flow_port: crate::render::FLOW_PORT as u16,
+            flow_concurrency: 32,
+            flow_timeout: Duration::from_secs(3),
         }
     }
 }
@@ -71,6 +83,8 @@ pub struct Context {
     pub(super) pipelines: Mutex<HashMap<String, Instant>>,
     pub(super) greptime: PipelineClient,
     pub metrics: Metrics,
+    /// The latest flow verdicts gathered from the collectors (`controller::flow`).
+    pub(super) flow: Mutex<super::flow::FlowFacts>,
     /// Retry delays of the resources whose last reconcile failed; reset by a success.
     backoff: Mutex<HashMap<ObjectRef<MonitoringServices>, ExponentialBackoff>>,
 }
@@ -91,6 +105,7 @@ impl Context {
             greptime: PipelineClient::default(),
             metrics: Metrics::default(),
             backoff: Mutex::new(HashMap::new()),
+            flow: Mutex::new(HashMap::new()),
         })
     }
 

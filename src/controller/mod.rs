@@ -1,7 +1,7 @@
 //! The controller: the only module that talks to the cluster, and the top of the crate
 //! (nothing imports it). [`reconcile`] runs the pipeline for one resource; this module wires
-//! the watches (the resource, every child kind, GreptimeDBClusters, the metadata of Secrets)
-//! and the metrics endpoint.
+//! the watches (the resource, every child kind, GreptimeDBClusters, the metadata of Secrets,
+//! collector pods for flow health) and the metrics endpoint.
 
 pub mod apply;
 pub mod client;
@@ -9,6 +9,7 @@ pub mod cloud;
 mod context;
 mod dereference;
 mod drift;
+mod flow;
 mod reconcile;
 mod refusals;
 pub mod traced;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
@@ -160,7 +161,29 @@ pub async fn build(
             .map(|ms| ObjectRef::from_obj(&*ms))
             .collect::<Vec<_>>()
     });
+    // Flow health: the collector pods (a watch, this operator's pods only) and a gathering
+    // task that re-reconciles the resources whose verdict changed.
+    let (flow_trigger, flow_changed) = futures::channel::mpsc::unbounded();
+    if ctx.settings.flow_interval.is_some() {
+        let (pods, writer) = kube::runtime::reflector::store::<Pod>();
+        let pod_watch = kube::runtime::reflector(
+            writer,
+            watcher::watcher(scoped::<Pod>(&client, ns), children.clone()).default_backoff().modify(|p| {
+                // Only labels, annotations, spec and status are read: drop the rest early.
+                p.managed_fields_mut().clear();
+            }),
+        );
+        tokio::spawn(pod_watch.for_each(|_| futures::future::ready(())));
+        tokio::spawn(flow::run(ctx.clone(), pods, flow_trigger));
+    } else {
+        // Keep the channel open so the controller's trigger stream never ends.
+        tokio::spawn(async move {
+            let _open = flow_trigger;
+            std::future::pending::<()>().await
+        });
+    }
     let run = controller
+        .reconcile_on(flow_changed)
         .owns(scoped::<DaemonSet>(&client, ns), children.clone())
         .owns(scoped::<Deployment>(&client, ns), children.clone())
         .owns(scoped::<Service>(&client, ns), children.clone())

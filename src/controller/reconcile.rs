@@ -155,7 +155,11 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
         }
     }
     let refused = refusals::pod_refusals(&ctx.client, &ns, &synced.live.daemon_sets).await;
-    let observed = status::observe(&model, &synced.live, &refused, generation);
+    let flow = ctx.settings.flow_interval.map(|_| {
+        let facts = ctx.flow.lock().unwrap_or_else(|p| p.into_inner());
+        facts.get(&ObjectRef::from_obj(&*ms)).cloned().unwrap_or_default()
+    });
+    let observed = status::observe(&model, &synced.live, &refused, generation, flow.as_ref());
     write_status(ctx, &ms, status::compose(old, observed)).await?;
     let greptime_down = model.greptime.as_ref().is_some_and(|g| !g.health.ready);
     let pods_missing = synced.live.daemon_sets.iter().any(status::pods_missing);

@@ -2,12 +2,12 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::parse::{SinkCounters, Snapshot};
 
 /// Flow reasons, from harmless to worst: the overall reason is the worst of the sinks'.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Reason {
     /// Everything sent what it received.
     Healthy,
@@ -19,6 +19,8 @@ pub enum Reason {
     BufferFillingUp,
     /// A sink reported errors (the most frequent class is named).
     SinkErrors,
+    /// A collector runs another configuration than its pod was given (a failed reload).
+    ConfigOutdated,
     /// A sink has events waiting and sent none in the window (an unreachable endpoint: Vector
     /// retries without counting an error).
     SinkStalled,
@@ -34,9 +36,26 @@ impl Reason {
             Reason::NoDataReceived => "NoDataReceived",
             Reason::BufferFillingUp => "BufferFillingUp",
             Reason::SinkErrors => "SinkErrors",
+            Reason::ConfigOutdated => "ConfigOutdated",
             Reason::SinkStalled => "SinkStalled",
             Reason::DataDropped => "DataDropped",
         }
+    }
+
+    /// The reason named `s` (as written by [`Reason::as_str`]).
+    pub fn parse(s: &str) -> Option<Reason> {
+        [
+            Reason::Healthy,
+            Reason::Unknown,
+            Reason::NoDataReceived,
+            Reason::BufferFillingUp,
+            Reason::SinkErrors,
+            Reason::ConfigOutdated,
+            Reason::SinkStalled,
+            Reason::DataDropped,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
     }
 
     /// Healthy and Unknown are not problems of the data path.
@@ -65,7 +84,7 @@ impl Default for Thresholds {
 }
 
 /// One sink's verdict over the window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SinkHealth {
     pub sink: String,
     pub reason: Reason,
@@ -74,7 +93,8 @@ pub struct SinkHealth {
 }
 
 /// One collector's verdict over the window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Flow {
     pub reason: Reason,
     /// The worst sink's detail, prefixed with its name; empty when healthy.

@@ -2,7 +2,8 @@
 //!
 //! Pure (touches nothing): [`parse`] turns one scrape of Vector's `prometheus_exporter` into a
 //! [`Snapshot`]; [`health`] compares two snapshots of one collector (a window apart) and names
-//! what is wrong per sink; [`damp`] keeps a reason from flapping. Who scrapes, and how the
+//! what is wrong per sink; [`damp`] keeps a reason from flapping; [`facts`] turns the pods'
+//! summaries into one verdict per component. Who scrapes, and how the
 //! summaries reach the resource's status, is decided above this module (see the README,
 //! "Flow health").
 //!
@@ -13,9 +14,11 @@
 //! an additional, more specific signal when Vector reports them.
 
 pub mod damp;
+pub mod facts;
 pub mod health;
 pub mod parse;
 
 pub use damp::Damper;
+pub use facts::{ComponentFlow, PodReport, Summary, aggregate};
 pub use health::{Flow, Reason, SinkHealth, Thresholds, evaluate};
 pub use parse::{SinkCounters, Snapshot, parse};

@@ -4,6 +4,7 @@
 
 mod configmap;
 mod daemonset;
+pub use daemonset::FLOW_PORT;
 pub mod meta;
 mod pod;
 mod rbac;

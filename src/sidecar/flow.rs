@@ -14,27 +14,10 @@ use hyper::body::Bytes;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use serde::Serialize;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::flow::{self, Damper, Flow, Reason, Snapshot, Thresholds};
-
-/// What `/flow` answers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Summary {
-    /// The damped reason: what status should say.
-    pub reason: Reason,
-    /// The latest undamped verdict over the window (None before the first full window or
-    /// while Vector cannot be read).
-    pub latest: Option<Flow>,
-    /// The configuration id Vector reports it has loaded.
-    pub config_id: Option<String>,
-    /// Pods this collector reads on its node.
-    pub selected: usize,
-    pub window_secs: u64,
-}
+use crate::flow::{self, Damper, Flow, Reason, Snapshot, Summary, Thresholds};
 
 /// The judging part, with time passed in (tested without a clock or a Vector).
 #[derive(Debug)]

@@ -1,0 +1,119 @@
+//! Gathers flow health: every `flow_interval`, read the `/flow` summary of each running
+//! collector pod's sidecar (at most `flow_concurrency` requests at once, each bounded by a
+//! timeout), aggregate them per resource and component ([`crate::flow::aggregate`]), keep the
+//! result in the context for the status step, and re-reconcile exactly the resources whose
+//! verdict changed. Touches: a watch of collector pods (a reflector store, no polling of the
+//! apiserver) and HTTP GETs to the pods.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use futures::channel::mpsc::UnboundedSender;
+use http_body_util::{BodyExt, Empty};
+use hyper::body::Bytes;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::runtime::reflector::{ObjectRef, Store};
+use tracing::debug;
+
+use super::Context;
+use crate::api::MonitoringServices;
+use crate::flow::{ComponentFlow, PodReport, Summary, aggregate};
+use crate::render::meta;
+
+/// Verdicts by resource, then component (`logs`, `metrics`).
+pub type FlowFacts = HashMap<ObjectRef<MonitoringServices>, BTreeMap<String, ComponentFlow>>;
+
+type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+
+/// A collector pod worth asking: running, with an IP and the sidecar that serves `/flow`.
+fn target(p: &Pod) -> Option<(ObjectRef<MonitoringServices>, String, String, String, Option<String>)> {
+    let labels = p.labels();
+    let instance = labels.get(meta::LABEL_INSTANCE)?;
+    let component = labels.get(meta::LABEL_COMPONENT)?;
+    let status = p.status.as_ref()?;
+    if status.phase.as_deref() != Some("Running") {
+        return None;
+    }
+    let ip = status.pod_ip.clone().filter(|ip| !ip.is_empty())?;
+    let spec = p.spec.as_ref()?;
+    spec.containers.iter().find(|c| c.name == "discover")?;
+    let node = spec.node_name.clone().unwrap_or_default();
+    let expected = p.annotations().get(meta::ANNOTATION_CONFIG_ID).cloned();
+    let owner = ObjectRef::new(instance).within(&p.namespace()?);
+    Some((owner, component.clone(), ip, node, expected))
+}
+
+/// Runs forever: one gathering round per interval.
+pub async fn run(ctx: Arc<Context>, pods: Store<Pod>, trigger: UnboundedSender<ObjectRef<MonitoringServices>>) {
+    let Some(interval) = ctx.settings.flow_interval else { return };
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let facts = round(&ctx, &client, &pods).await;
+        let changed: Vec<_> = {
+            let mut current = ctx.flow.lock().unwrap_or_else(|p| p.into_inner());
+            let mut changed: Vec<_> =
+                facts.iter().filter(|(k, v)| current.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+            changed.extend(current.keys().filter(|k| !facts.contains_key(*k)).cloned());
+            *current = facts;
+            changed
+        };
+        for obj in changed {
+            debug!(resource = %obj, "flow verdict changed");
+            let _ = trigger.unbounded_send(obj);
+        }
+    }
+}
+
+/// One round: ask every target pod, aggregate per resource and component.
+async fn round(ctx: &Context, client: &HttpClient, pods: &Store<Pod>) -> FlowFacts {
+    let port = ctx.settings.flow_port;
+    let timeout = ctx.settings.flow_timeout;
+    let targets: Vec<_> = pods.state().iter().filter_map(|p| target(p)).collect();
+    let reports: Vec<_> = futures::stream::iter(targets)
+        .map(|(owner, component, ip, node, expected)| async move {
+            let summary = ask(client, &format!("http://{ip}:{port}/flow"), timeout).await;
+            (owner, component, PodReport { node, expected_config_id: expected, summary })
+        })
+        .buffer_unordered(ctx.settings.flow_concurrency.max(1))
+        .collect()
+        .await;
+    let mut grouped: HashMap<ObjectRef<MonitoringServices>, BTreeMap<String, Vec<PodReport>>> = HashMap::new();
+    for (owner, component, report) in reports {
+        grouped.entry(owner).or_default().entry(component).or_default().push(report);
+    }
+    grouped
+        .into_iter()
+        .map(|(owner, comps)| {
+            let verdicts = comps
+                .into_iter()
+                .map(|(c, mut reports)| {
+                    reports.sort_by(|a, b| a.node.cmp(&b.node));
+                    (c, aggregate(&reports))
+                })
+                .collect();
+            (owner, verdicts)
+        })
+        .collect()
+}
+
+async fn ask(client: &HttpClient, url: &str, timeout: Duration) -> Option<Summary> {
+    let uri: hyper::Uri = url.parse().ok()?;
+    let get = async {
+        let resp = client.get(uri).await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let body = resp.into_body().collect().await.ok()?.to_bytes();
+        serde_json::from_slice(&body).ok()
+    };
+    tokio::time::timeout(timeout, get).await.ok().flatten()
+}
