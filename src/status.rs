@@ -10,7 +10,9 @@ use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::{Cloud, ComponentStatus, FlowStatus, MonitoringServicesStatus, OutputStatus, Phase, condition, reason};
+use crate::api::{
+    Cloud, ComponentStatus, FlowStatus, MonitoringServicesStatus, OutputStatus, Phase, condition, reason,
+};
 use crate::error::bounded;
 use crate::flow::{ComponentFlow, Reason};
 use crate::model::{GreptimeHealth, Model, SpecError, Violation};
@@ -313,8 +315,10 @@ pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> Monit
     let mut phase = phase(&enabled, old.and_then(|s| s.phase));
     let greptime_down = o.greptime.filter(|i| !i.ready);
     // Flow: the worst component verdict (logs, metrics).
-    let flows: Vec<(&str, &FlowStatus)> =
-        [("logs", &o.logs), ("metrics", &o.metrics)].into_iter().filter_map(|(n, c)| Some((n, c.as_ref()?.flow.as_ref()?))).collect();
+    let flows: Vec<(&str, &FlowStatus)> = [("logs", &o.logs), ("metrics", &o.metrics)]
+        .into_iter()
+        .filter_map(|(n, c)| Some((n, c.as_ref()?.flow.as_ref()?)))
+        .collect();
     let worst_flow = flows
         .iter()
         .map(|(n, f)| (Reason::parse(&f.reason).unwrap_or(Reason::Unknown), *n, *f))
@@ -397,7 +401,14 @@ pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> Monit
             })
             .collect::<Vec<_>>()
             .join("; ");
-        conditions.push(condition_status(old_conditions, condition::FLOW_HEALTHY, status, r.as_str(), &message, o.generation));
+        conditions.push(condition_status(
+            old_conditions,
+            condition::FLOW_HEALTHY,
+            status,
+            r.as_str(),
+            &message,
+            o.generation,
+        ));
     }
     MonitoringServicesStatus {
         phase: Some(phase),
@@ -556,7 +567,10 @@ mod tests {
         };
         let st = with(Reason::SinkStalled, "node a: sink loki: 140 events waiting, 0 received, none sent");
         assert_eq!(st.phase, Some(Phase::Degraded));
-        assert_eq!(st.message.as_deref(), Some("logs: SinkStalled: node a: sink loki: 140 events waiting, 0 received, none sent"));
+        assert_eq!(
+            st.message.as_deref(),
+            Some("logs: SinkStalled: node a: sink loki: 140 events waiting, 0 received, none sent")
+        );
         let c = st.conditions.iter().find(|c| c.type_ == condition::FLOW_HEALTHY).unwrap();
         assert_eq!((c.status.as_str(), c.reason.as_str()), ("False", "SinkStalled"));
         let st = with(Reason::Unknown, "1 of 2 collector pods could not be read");

@@ -621,3 +621,109 @@ async fn output_secrets_gate_the_install_and_roll_the_collectors() {
     })
     .await;
 }
+
+/// Flow health end to end: a real Vector whose sink cannot reach its endpoint, the real
+/// sidecar summary (`sidecar::flow::run`) beside it, and a collector pod object pointing at it
+/// (the local control plane has no kubelet: the test plays the pod's IP). The operator reads
+/// the summary and the resource says `FlowHealthy=False SinkStalled` naming node and sink; a
+/// pod given another configuration than its Vector reports is `ConfigOutdated`; without a
+/// readable pod the answer is `Unknown`, never a guess.
+#[tokio::test]
+async fn flow_health_reaches_the_status_from_the_collectors_own_measurements() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Patch, PatchParams};
+    let Some(bin) = vector_bin::vector() else { return };
+    let client = env().client().await;
+    let ns = namespace(&client, "flow").await;
+    let flow_port = datapath::free_port();
+    start_controller_with(controller::Settings {
+        namespace: Some(ns.clone()),
+        flow_interval: Some(std::time::Duration::from_secs(1)),
+        flow_port,
+        ..Default::default()
+    })
+    .await;
+    let mut spec = basic_spec();
+    spec["vectorMetrics"] = json!({"enabled": false});
+    create(&client, &ns, ms_json("mon", spec)).await.unwrap();
+
+    // The collector: logs to an HTTP endpoint nothing listens on, its own metrics stamped
+    // with a config id, as the operator renders them.
+    let dir = datapath::fresh_dir("flow-status");
+    let var_log = dir.join("var-log");
+    std::fs::create_dir_all(&var_log).unwrap();
+    let metrics = format!("127.0.0.1:{}", datapath::free_port());
+    let config = format!(
+        r#"data_dir: {data}
+api: {{enabled: false}}
+sources:
+  app: {{type: demo_logs, format: shuffle, lines: ["hello"], interval: 0.05}}
+  vector_internal_metrics: {{type: internal_metrics}}
+transforms:
+  vector_config_id: {{type: remap, inputs: [vector_internal_metrics], source: '.tags.config_id = "c-test"'}}
+sinks:
+  broken:
+    type: http
+    inputs: [app]
+    uri: http://127.0.0.1:{closed}/push
+    encoding: {{codec: json}}
+    healthcheck: {{enabled: false}}
+  vector_metrics_exporter: {{type: prometheus_exporter, inputs: [vector_config_id], address: "{metrics}"}}
+"#,
+        data = dir.display(),
+        closed = datapath::free_port(),
+    );
+    let file = dir.join("vector.yaml");
+    std::fs::write(&file, config).unwrap();
+    let mut vector = datapath::Vector::start(&bin, &[file], &var_log, &[]);
+    let (_selected, selected) = tokio::sync::watch::channel(1usize);
+    tokio::spawn(monitoring_operator::sidecar::flow::run(
+        format!("http://{metrics}/metrics"),
+        format!("127.0.0.1:{flow_port}").parse().unwrap(),
+        std::time::Duration::from_secs(3),
+        std::time::Duration::from_secs(1),
+        selected,
+    ));
+
+    let pods = Api::<Pod>::namespaced(client.clone(), &ns);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "mon-vector-logs-x1", "labels": {
+            "app.kubernetes.io/instance": "mon", "app.kubernetes.io/component": "logs",
+            "app.kubernetes.io/name": "vector-logs", "app.kubernetes.io/managed-by": "monitoring-operator"},
+            "annotations": {"e6data.io/config-id": "c-test"}},
+        "spec": {"nodeName": "node-a", "containers": [{"name": "vector", "image": "v"}, {"name": "discover", "image": "d"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let running = json!({"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}});
+    pods.patch_status("mon-vector-logs-x1", &PatchParams::default(), &Patch::Merge(running)).await.unwrap();
+
+    let flow_condition = |m: &MonitoringServices| {
+        m.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "FlowHealthy").cloned())
+    };
+    let ms = wait_status(&client, &ns, "mon", "FlowHealthy=False SinkStalled", |m| {
+        flow_condition(m).is_some_and(|c| c.reason == "SinkStalled")
+    })
+    .await;
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+    let c = flow_condition(&ms).unwrap();
+    assert_eq!(c.status, "False");
+    assert!(c.message.starts_with("logs: SinkStalled: node node-a: sink broken: "), "{}", c.message);
+    let flow = ms.status.unwrap().vector_logs_status.unwrap().flow.unwrap();
+    assert_eq!((flow.pods_reporting, flow.pods), (1, 1));
+
+    // The pod was given another configuration than its Vector reports.
+    let other = json!({"metadata": {"annotations": {"e6data.io/config-id": "c-new"}}});
+    pods.patch("mon-vector-logs-x1", &PatchParams::default(), &Patch::Merge(other)).await.unwrap();
+    let ms = wait_status(&client, &ns, "mon", "ConfigOutdated", |m| {
+        flow_condition(m).is_some_and(|c| c.reason == "ConfigOutdated")
+    })
+    .await;
+    let flow = ms.status.unwrap().vector_logs_status.unwrap().flow.unwrap();
+    assert_eq!(flow.outdated_nodes, ["node-a"]);
+    assert_eq!(flow.message.as_deref(), Some("node node-a: runs config c-test, was given c-new"));
+
+    // Vector gone: the sidecar answers Unknown and so does the resource.
+    vector.kill();
+    wait_status(&client, &ns, "mon", "Unknown", |m| flow_condition(m).is_some_and(|c| c.status == "Unknown")).await;
+}

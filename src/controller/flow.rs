@@ -31,8 +31,17 @@ pub type FlowFacts = HashMap<ObjectRef<MonitoringServices>, BTreeMap<String, Com
 
 type HttpClient = Client<HttpConnector, Empty<Bytes>>;
 
-/// A collector pod worth asking: running, with an IP and the sidecar that serves `/flow`.
-fn target(p: &Pod) -> Option<(ObjectRef<MonitoringServices>, String, String, String, Option<String>)> {
+/// A collector pod worth asking.
+struct Target {
+    owner: ObjectRef<MonitoringServices>,
+    component: String,
+    ip: String,
+    node: String,
+    expected: Option<String>,
+}
+
+/// Running, with an IP and the sidecar that serves `/flow`.
+fn target(p: &Pod) -> Option<Target> {
     let labels = p.labels();
     let instance = labels.get(meta::LABEL_INSTANCE)?;
     let component = labels.get(meta::LABEL_COMPONENT)?;
@@ -46,7 +55,7 @@ fn target(p: &Pod) -> Option<(ObjectRef<MonitoringServices>, String, String, Str
     let node = spec.node_name.clone().unwrap_or_default();
     let expected = p.annotations().get(meta::ANNOTATION_CONFIG_ID).cloned();
     let owner = ObjectRef::new(instance).within(&p.namespace()?);
-    Some((owner, component.clone(), ip, node, expected))
+    Some(Target { owner, component: component.clone(), ip, node, expected })
 }
 
 /// Runs forever: one gathering round per interval.
@@ -79,9 +88,11 @@ async fn round(ctx: &Context, client: &HttpClient, pods: &Store<Pod>) -> FlowFac
     let timeout = ctx.settings.flow_timeout;
     let targets: Vec<_> = pods.state().iter().filter_map(|p| target(p)).collect();
     let reports: Vec<_> = futures::stream::iter(targets)
-        .map(|(owner, component, ip, node, expected)| async move {
-            let summary = ask(client, &format!("http://{ip}:{port}/flow"), timeout).await;
-            (owner, component, PodReport { node, expected_config_id: expected, summary })
+        .map(|t| async move {
+            // IPv6 pod IPs go in brackets.
+            let host = if t.ip.contains(':') { format!("[{}]", t.ip) } else { t.ip.clone() };
+            let summary = ask(client, &format!("http://{host}:{port}/flow"), timeout).await;
+            (t.owner, t.component, PodReport { node: t.node, expected_config_id: t.expected, summary })
         })
         .buffer_unordered(ctx.settings.flow_concurrency.max(1))
         .collect()

@@ -83,7 +83,9 @@ pub fn aggregate(reports: &[PodReport]) -> ComponentFlow {
             (*reason, format!("node {node}: {message}{more}"))
         }
         None if reports.is_empty() => (Reason::Unknown, "no collector pod runs".to_string()),
-        None if unknown > 0 => (Reason::Unknown, format!("{unknown} of {} collector pods could not be read", reports.len())),
+        None if unknown > 0 => {
+            (Reason::Unknown, format!("{unknown} of {} collector pods could not be read", reports.len()))
+        }
         None => (Reason::Healthy, String::new()),
     };
     ComponentFlow { reason, message, reporting, pods: reports.len(), outdated_nodes }
@@ -117,7 +119,10 @@ mod tests {
         let healthy = report("a", Some(Reason::Healthy), "c1");
         assert_eq!(aggregate(&[healthy.clone(), healthy.clone()]).reason, Reason::Healthy);
         let f = aggregate(&[healthy.clone(), report("b", None, "c1")]);
-        assert_eq!((f.reason, f.message.as_str(), f.reporting), (Reason::Unknown, "1 of 2 collector pods could not be read", 1));
+        assert_eq!(
+            (f.reason, f.message.as_str(), f.reporting),
+            (Reason::Unknown, "1 of 2 collector pods could not be read", 1)
+        );
         let f = aggregate(&[
             report("b", Some(Reason::SinkStalled), "c1"),
             report("c", None, "c1"),
