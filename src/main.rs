@@ -70,6 +70,11 @@ enum Command {
         /// At most this many flow summaries are read at once.
         #[arg(long, env = "FLOW_CONCURRENCY", default_value_t = 32)]
         flow_concurrency: usize,
+        /// Shortest window over which a collector judges its flow, in seconds (a collector
+        /// whose batch timeout is longer uses twice that). Problems show after one window and
+        /// clear after one.
+        #[arg(long, env = "FLOW_WINDOW_SECS", default_value_t = model::DEFAULT_FLOW_WINDOW_SECS)]
+        flow_window_secs: u64,
     },
     /// Per-node scrape-target discovery: the sidecar of the metrics collector. Watches the
     /// pods of one node and writes the Vector config file with that node's targets.
@@ -139,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
             pinned_tenants,
             flow_interval_secs,
             flow_concurrency,
+            flow_window_secs,
         } => {
             let _guard = tracing_setup::init(&log_format)?;
             // A SIGTERM always ends the process. The graceful shutdown (running reconciles
@@ -164,6 +170,7 @@ async fn main() -> anyhow::Result<()> {
             let settings = controller::Settings {
                 flow_interval: (flow_interval_secs > 0).then(|| std::time::Duration::from_secs(flow_interval_secs)),
                 flow_concurrency,
+                flow_window_secs: flow_window_secs.max(1),
                 namespace,
                 discovery_image,
                 greptime_url: greptimedb_url,

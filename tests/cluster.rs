@@ -697,6 +697,7 @@ sinks:
     pods.create(&PostParams::default(), &pod).await.unwrap();
     let running = json!({"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}});
     pods.patch_status("mon-vector-logs-x1", &PatchParams::default(), &Patch::Merge(running)).await.unwrap();
+    let since = std::time::Instant::now();
 
     let flow_condition = |m: &MonitoringServices| {
         m.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "FlowHealthy").cloned())
@@ -705,6 +706,9 @@ sinks:
         flow_condition(m).is_some_and(|c| c.reason == "SinkStalled")
     })
     .await;
+    // For the notes: sink failing from the start to the status saying so (3 s window, 1 s
+    // sidecar and operator intervals).
+    eprintln!("flow: pod running -> FlowHealthy=False SinkStalled in status after {:?}", since.elapsed());
     assert!(vector.running(), "vector exited:\n{}", vector.log_text());
     let c = flow_condition(&ms).unwrap();
     assert_eq!(c.status, "False");

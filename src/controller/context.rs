@@ -41,6 +41,8 @@ pub struct Settings {
     pub flow_concurrency: usize,
     /// Per request.
     pub flow_timeout: Duration,
+    /// Shortest flow window rendered into the collectors' sidecars.
+    pub flow_window_secs: u64,
 }
 
 impl Default for Settings {
@@ -56,6 +58,7 @@ impl Default for Settings {
             flow_port: crate::render::FLOW_PORT as u16,
             flow_concurrency: 32,
             flow_timeout: Duration::from_secs(3),
+            flow_window_secs: crate::model::DEFAULT_FLOW_WINDOW_SECS,
         }
     }
 }
@@ -63,7 +66,7 @@ impl Default for Settings {
 impl Settings {
     /// The part of the settings that goes into rendered children.
     pub fn operator(&self) -> OperatorSettings {
-        OperatorSettings { discovery_image: self.discovery_image.clone() }
+        OperatorSettings { discovery_image: self.discovery_image.clone(), flow_window_secs: self.flow_window_secs }
     }
 }
 

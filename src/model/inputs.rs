@@ -14,11 +14,16 @@ pub const DEFAULT_DISCOVERY_IMAGE: &str = concat!("ghcr.io/e6data/monitoring-ope
 pub struct OperatorSettings {
     /// Image of the per-node discovery sidecar (this operator's image).
     pub discovery_image: String,
+    /// Shortest flow window of the collectors' sidecars (longer when a batch timeout needs it).
+    pub flow_window_secs: u64,
 }
+
+/// Default shortest flow window.
+pub const DEFAULT_FLOW_WINDOW_SECS: u64 = 60;
 
 impl Default for OperatorSettings {
     fn default() -> Self {
-        OperatorSettings { discovery_image: DEFAULT_DISCOVERY_IMAGE.into() }
+        OperatorSettings { discovery_image: DEFAULT_DISCOVERY_IMAGE.into(), flow_window_secs: DEFAULT_FLOW_WINDOW_SECS }
     }
 }
 

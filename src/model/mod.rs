@@ -21,7 +21,10 @@ use crate::api::{
     ResourceSpec, S3Partition, SelectionSpec,
 };
 pub use greptime::{Greptime, GreptimeHealth, GreptimeTarget};
-pub use inputs::{DEFAULT_DISCOVERY_IMAGE, Dereferenced, GreptimeLookup, OperatorSettings, PipelineCheck, SecretInfo};
+pub use inputs::{
+    DEFAULT_DISCOVERY_IMAGE, DEFAULT_FLOW_WINDOW_SECS, Dereferenced, GreptimeLookup, OperatorSettings, PipelineCheck,
+    SecretInfo,
+};
 pub use outputs::{
     HttpAuth, LOKI_LABELS, Loki, MountedSecret, RemoteWrite, SECRETS_DIR, SecretFile, Tls, backend_name,
     referenced_secrets,
@@ -63,6 +66,8 @@ pub struct Model {
     pub greptime: Option<Greptime>,
     /// Image of the discovery sidecar (this operator's own image).
     pub discovery_image: String,
+    /// Shortest flow window of the sidecars (the admin's `--flow-window-secs`).
+    pub flow_window_secs: u64,
 }
 
 impl Model {
@@ -183,6 +188,7 @@ pub fn build(ms: &MonitoringServices, deref: &Dereferenced) -> Result<Model, Spe
         logs,
         metrics,
         discovery_image: deref.operator.discovery_image.clone(),
+        flow_window_secs: deref.operator.flow_window_secs,
     })
 }
 
@@ -311,7 +317,7 @@ mod tests {
                 phase: Some("Error".into()),
                 pipeline: PipelineCheck::NotChecked,
             }),
-            operator: OperatorSettings { discovery_image: "img:1".into() },
+            operator: OperatorSettings { discovery_image: "img:1".into(), ..Default::default() },
             secrets: Default::default(),
         };
         let m = build(&ms(spec.clone()), &deref).unwrap();

@@ -32,9 +32,9 @@ const TARGETS_FILE: &str = "targets.yaml";
 pub const FLOW_PORT: i32 = 9599;
 
 /// The flow window of a collector: longer than its batch timeout (a sink filling a batch sends
-/// nothing meanwhile, which must not read as a stall), at least a minute.
-pub fn flow_window_secs(c: &Collector) -> u64 {
-    (2 * c.archive.batch_timeout_secs).max(60)
+/// nothing meanwhile, which must not read as a stall), at least the admin's minimum.
+pub fn flow_window_secs(m: &Model, c: &Collector) -> u64 {
+    (2 * c.archive.batch_timeout_secs).max(m.flow_window_secs)
 }
 
 /// The discovery containers of the metrics pod: an init container writes the first targets
@@ -58,7 +58,7 @@ fn discovery_containers(m: &Model, c: &Collector) -> (Container, Container) {
                 "--flow-addr".into(),
                 format!("0.0.0.0:{FLOW_PORT}"),
                 "--flow-window-secs".into(),
-                flow_window_secs(c).to_string(),
+                flow_window_secs(m, c).to_string(),
             ]);
         }
         a
