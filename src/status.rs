@@ -294,8 +294,14 @@ pub fn observe<'a>(
         flow: flow_status(c, flow),
         ..component(c, ds(c), refused.get(&named(c)).map(String::as_str))
     };
+    // The cluster-scope logs collector has no sidecar, so nothing measures its flow: say
+    // nothing rather than Unknown forever.
+    let logs_measured = m.scope == crate::model::Scope::Namespace;
     Observed {
-        logs: m.logs.as_ref().map(|_| collector(Component::Logs)),
+        logs: m.logs.as_ref().map(|_| {
+            let c = collector(Component::Logs);
+            if logs_measured { c } else { ComponentStatus { flow: None, ..c } }
+        }),
         metrics: m.metrics.as_ref().map(|_| collector(Component::Metrics)),
         traces: m.traces.as_ref().map(|_| deployment(deploy)),
         greptime: m.greptime.as_ref().map(|g| &g.health),
@@ -389,7 +395,7 @@ pub fn compose(old: Option<&MonitoringServicesStatus>, o: Observed<'_>) -> Monit
     }
     if let Some((r, _, _)) = worst_flow {
         let status = match r {
-            Reason::Healthy => "True",
+            Reason::Healthy | Reason::NoDataReceived => "True",
             Reason::Unknown => "Unknown",
             _ => "False",
         };
@@ -577,6 +583,10 @@ mod tests {
         assert_eq!(st.phase, Some(Phase::Running), "Unknown never degrades");
         let c = st.conditions.iter().find(|c| c.type_ == condition::FLOW_HEALTHY).unwrap();
         assert_eq!(c.status, "Unknown");
+        let st = with(Reason::NoDataReceived, "node a: the sources received no events");
+        assert_eq!(st.phase, Some(Phase::Running), "quiet pods are no problem");
+        let c = st.conditions.iter().find(|c| c.type_ == condition::FLOW_HEALTHY).unwrap();
+        assert_eq!((c.status.as_str(), c.reason.as_str()), ("True", "NoDataReceived"));
         let st = with(Reason::Healthy, "");
         let c = st.conditions.iter().find(|c| c.type_ == condition::FLOW_HEALTHY).unwrap();
         assert_eq!((c.status.as_str(), c.message.as_str()), ("True", "logs: Healthy"));

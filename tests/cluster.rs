@@ -685,11 +685,13 @@ sinks:
         selected,
     ));
 
+    // Without the DaemonSet's selector label (`app.kubernetes.io/name`): the DaemonSet
+    // controller would adopt this pod and delete it (node-a is no Node here).
     let pods = Api::<Pod>::namespaced(client.clone(), &ns);
     let pod: Pod = serde_json::from_value(json!({
         "metadata": {"name": "mon-vector-logs-x1", "labels": {
             "app.kubernetes.io/instance": "mon", "app.kubernetes.io/component": "logs",
-            "app.kubernetes.io/name": "vector-logs", "app.kubernetes.io/managed-by": "monitoring-operator"},
+            "app.kubernetes.io/managed-by": "monitoring-operator"},
             "annotations": {"e6data.io/config-id": "c-test"}},
         "spec": {"nodeName": "node-a", "containers": [{"name": "vector", "image": "v"}, {"name": "discover", "image": "d"}]},
     }))

@@ -45,6 +45,9 @@ fn target(p: &Pod) -> Option<Target> {
     let labels = p.labels();
     let instance = labels.get(meta::LABEL_INSTANCE)?;
     let component = labels.get(meta::LABEL_COMPONENT)?;
+    if p.metadata.deletion_timestamp.is_some() {
+        return None;
+    }
     let status = p.status.as_ref()?;
     if status.phase.as_deref() != Some("Running") {
         return None;
@@ -58,6 +61,16 @@ fn target(p: &Pod) -> Option<Target> {
     Some(Target { owner, component: component.clone(), ip, node, expected })
 }
 
+/// Waits (briefly) for the pod list, then gathers once into the context.
+pub async fn first_round(ctx: &Context, pods: &Store<Pod>) {
+    if tokio::time::timeout(Duration::from_secs(10), pods.wait_until_ready()).await.is_err() {
+        return;
+    }
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let facts = round(ctx, &client, pods).await;
+    *ctx.flow.lock().unwrap_or_else(|p| p.into_inner()) = facts;
+}
+
 /// Runs forever: one gathering round per interval.
 pub async fn run(ctx: Arc<Context>, pods: Store<Pod>, trigger: UnboundedSender<ObjectRef<MonitoringServices>>) {
     let Some(interval) = ctx.settings.flow_interval else { return };
@@ -69,8 +82,13 @@ pub async fn run(ctx: Arc<Context>, pods: Store<Pod>, trigger: UnboundedSender<O
         let facts = round(&ctx, &client, &pods).await;
         let changed: Vec<_> = {
             let mut current = ctx.flow.lock().unwrap_or_else(|p| p.into_inner());
-            let mut changed: Vec<_> =
-                facts.iter().filter(|(k, v)| current.get(*k) != Some(*v)).map(|(k, _)| k.clone()).collect();
+            // Only a changed verdict triggers: messages carry live counts, which the status
+            // picks up at the next reconcile without one being forced every round.
+            let mut changed: Vec<_> = facts
+                .iter()
+                .filter(|(k, v)| current.get(*k).map(verdict) != Some(verdict(v)))
+                .map(|(k, _)| k.clone())
+                .collect();
             changed.extend(current.keys().filter(|k| !facts.contains_key(*k)).cloned());
             *current = facts;
             changed
@@ -80,6 +98,11 @@ pub async fn run(ctx: Arc<Context>, pods: Store<Pod>, trigger: UnboundedSender<O
             let _ = trigger.unbounded_send(obj);
         }
     }
+}
+
+/// What a change of triggers a reconcile: reasons, counts and outdated nodes, not messages.
+fn verdict(v: &BTreeMap<String, ComponentFlow>) -> Vec<(&str, crate::flow::Reason, usize, usize, &[String])> {
+    v.iter().map(|(c, f)| (c.as_str(), f.reason, f.reporting, f.pods, f.outdated_nodes.as_slice())).collect()
 }
 
 /// One round: ask every target pod, aggregate per resource and component.

@@ -174,6 +174,9 @@ pub async fn build(
             }),
         );
         tokio::spawn(pod_watch.for_each(|_| futures::future::ready(())));
+        // One round before the first reconcile, so a restarted operator does not flip every
+        // resource's flow to Unknown and back.
+        flow::first_round(&ctx, &pods).await;
         tokio::spawn(flow::run(ctx.clone(), pods, flow_trigger));
     } else {
         // Keep the channel open so the controller's trigger stream never ends.

@@ -12,6 +12,10 @@ use super::health::{Flow, Reason};
 pub struct Summary {
     /// The damped reason: what status should say.
     pub reason: Reason,
+    /// The latest verdict with that reason: its message explains it (None when healthy or
+    /// unknown).
+    #[serde(default)]
+    pub shown: Option<Flow>,
     /// The latest undamped verdict over the window (None before the first full window or
     /// while Vector cannot be read).
     pub latest: Option<Flow>,
@@ -48,6 +52,10 @@ pub struct ComponentFlow {
 /// The worst known problem wins; with none, any pod that could not be read makes the answer
 /// `Unknown` (never a healthy guess).
 pub fn aggregate(reports: &[PodReport]) -> ComponentFlow {
+    // During a rollout, pods not yet replaced may already have hot-reloaded the new ConfigMap:
+    // any configuration some pod of the component was given is a current one.
+    let given: std::collections::BTreeSet<&str> =
+        reports.iter().filter_map(|r| r.expected_config_id.as_deref()).collect();
     let mut outdated_nodes = Vec::new();
     let mut verdicts: Vec<(Reason, String, &str)> = Vec::new();
     let mut unknown = 0;
@@ -57,7 +65,7 @@ pub fn aggregate(reports: &[PodReport]) -> ComponentFlow {
             continue;
         };
         let outdated = match (&r.expected_config_id, &s.config_id) {
-            (Some(want), Some(got)) => want != got,
+            (Some(_), Some(got)) => !given.contains(got.as_str()),
             _ => false,
         };
         if outdated {
@@ -68,7 +76,7 @@ pub fn aggregate(reports: &[PodReport]) -> ComponentFlow {
         } else if s.reason == Reason::Unknown {
             unknown += 1;
         } else {
-            let message = s.latest.as_ref().map(|f| f.message.clone()).unwrap_or_default();
+            let message = s.shown.as_ref().map(|f| f.message.clone()).unwrap_or_default();
             verdicts.push((s.reason, message, &r.node));
         }
     }
@@ -86,7 +94,10 @@ pub fn aggregate(reports: &[PodReport]) -> ComponentFlow {
         None if unknown > 0 => {
             (Reason::Unknown, format!("{unknown} of {} collector pods could not be read", reports.len()))
         }
-        None => (Reason::Healthy, String::new()),
+        None => match verdicts.iter().find(|v| v.0 == Reason::NoDataReceived) {
+            Some((r, message, node)) => (*r, format!("node {node}: {message}")),
+            None => (Reason::Healthy, String::new()),
+        },
     };
     ComponentFlow { reason, message, reporting, pods: reports.len(), outdated_nodes }
 }
@@ -101,7 +112,8 @@ mod tests {
             expected_config_id: Some("c1".into()),
             summary: reason.map(|reason| Summary {
                 reason,
-                latest: Some(Flow {
+                latest: None,
+                shown: Some(Flow {
                     reason,
                     message: format!("{reason} here"),
                     sinks: vec![],
@@ -135,5 +147,16 @@ mod tests {
         assert_eq!((f.reason, f.outdated_nodes.clone()), (Reason::ConfigOutdated, vec!["x".to_string()]));
         assert_eq!(f.message, "node x: runs config c0, was given c1");
         assert_eq!(aggregate(&[]).reason, Reason::Unknown);
+        // Mid-rollout: a pod given c0 that already hot-reloaded c1 (another pod's config) is fine.
+        let mut old_pod = report("y", Some(Reason::Healthy), "c1");
+        old_pod.expected_config_id = Some("c0".into());
+        assert_eq!(aggregate(&[report("a", Some(Reason::Healthy), "c1"), old_pod]).reason, Reason::Healthy);
+        // Silence informs but is no problem; a problem elsewhere wins.
+        let quiet = report("q", Some(Reason::NoDataReceived), "c1");
+        assert_eq!(
+            aggregate(&[report("a", Some(Reason::Healthy), "c1"), quiet.clone()]).reason,
+            Reason::NoDataReceived
+        );
+        assert_eq!(aggregate(&[quiet, report("b", Some(Reason::DataDropped), "c1")]).reason, Reason::DataDropped);
     }
 }

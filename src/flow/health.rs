@@ -58,9 +58,10 @@ impl Reason {
         .find(|r| r.as_str() == s)
     }
 
-    /// Healthy and Unknown are not problems of the data path.
+    /// Healthy and Unknown are not problems of the data path, and neither is silence: quiet
+    /// pods are normal (NoDataReceived informs, it does not degrade).
     pub fn is_problem(self) -> bool {
-        !matches!(self, Reason::Healthy | Reason::Unknown)
+        !matches!(self, Reason::Healthy | Reason::Unknown | Reason::NoDataReceived)
     }
 }
 

@@ -50,32 +50,58 @@ impl SinkCounters {
 
 /// Parses the Prometheus text exposition format (Vector writes no exemplars or escapes in
 /// names; label values may carry `\"`, `\\` and `\n`).
+///
+/// After a hot reload the exporter shows each series twice for a while: under the old
+/// `config_id` (frozen, until the exporter expires it) and the new one (the same cumulative
+/// counters, growing). Summing both would double-count, and their expiry would look like a
+/// restart; so the series are grouped by `config_id` and the most active group is the snapshot.
 pub fn parse(text: &str) -> Snapshot {
-    let mut s = Snapshot::default();
+    let mut by_id: std::collections::BTreeMap<String, Snapshot> = Default::default();
+    // Series without the stamp (an unstamped collector) belong to whichever group wins.
+    let mut unstamped = Vec::new();
     for line in text.lines() {
-        let Some((name, labels, value)) = split(line) else { continue };
-        let family = Family::of(name);
-        if family == Family::Other {
+        let Some((name, labels, _)) = split(line) else { continue };
+        if Family::of(name) == Family::Other {
             continue;
         }
+        match parse_labels(labels).into_iter().find(|(k, _)| k == "config_id") {
+            Some((_, id)) => {
+                let s =
+                    by_id.entry(id.clone()).or_insert_with(|| Snapshot { config_id: Some(id), ..Default::default() });
+                add(s, line);
+            }
+            None => unstamped.push(line),
+        }
+    }
+    let activity =
+        |s: &Snapshot| s.source_events + s.sinks.values().map(|k| k.sent_events + k.received_events).sum::<f64>();
+    let mut s = by_id.into_values().max_by(|a, b| activity(a).total_cmp(&activity(b))).unwrap_or_default();
+    for line in unstamped {
+        add(&mut s, line);
+    }
+    s
+}
+
+/// Adds one series line to `s`.
+fn add(s: &mut Snapshot, line: &str) {
+    {
+        let Some((name, labels, value)) = split(line) else { return };
+        let family = Family::of(name);
         let labels = parse_labels(labels);
         let label = |k: &str| labels.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
-        if s.config_id.is_none() {
-            s.config_id = label("config_id").map(str::to_string);
-        }
-        let Some(id) = label("component_id") else { continue };
+        let Some(id) = label("component_id") else { return };
         if OWN_COMPONENTS.contains(&id) {
-            continue;
+            return;
         }
         let kind = label("component_kind");
         if kind == Some("source") {
             if family == Family::Received {
                 s.source_events += value;
             }
-            continue;
+            return;
         }
         if kind != Some("sink") {
-            continue;
+            return;
         }
         let sink = s.sinks.entry(id.to_string()).or_default();
         match family {
@@ -96,7 +122,6 @@ pub fn parse(text: &str) -> Snapshot {
             Family::Other => {}
         }
     }
-    s
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +164,7 @@ fn split(line: &str) -> Option<(&str, &str, f64)> {
     }
     let (name, labels, rest) = match line.find('{') {
         Some(open) => {
-            let close = line.rfind('}')?;
+            let close = line.rfind('}').filter(|c| *c > open)?;
             (&line[..open], &line[open + 1..close], &line[close + 1..])
         }
         None => {
@@ -186,6 +211,21 @@ mod tests {
         assert_eq!(
             l,
             vec![("a".into(), "x,y".into()), ("b".into(), "say \"hi\"\n".into()), ("c".into(), "back\\slash".into())]
+        );
+    }
+
+    #[test]
+    fn after_a_reload_only_the_growing_config_counts() {
+        // The old id's series are frozen copies of the same cumulative counters.
+        let text = r#"vector_component_sent_events_total{component_id="s3_archive",component_kind="sink",config_id="old"} 100
+vector_component_sent_events_total{component_id="s3_archive",component_kind="sink",config_id="new"} 130
+vector_component_received_events_total{component_id="pod_logs",component_kind="source",config_id="old"} 100
+vector_component_received_events_total{component_id="pod_logs",component_kind="source",config_id="new"} 131
+"#;
+        let s = parse(text);
+        assert_eq!(
+            (s.config_id.as_deref(), s.source_events, s.sinks["s3_archive"].sent_events),
+            (Some("new"), 131.0, 130.0)
         );
     }
 

@@ -26,6 +26,11 @@ pub struct Agent {
     thresholds: Thresholds,
     damper: Damper,
     history: VecDeque<(Duration, Snapshot)>,
+    /// Since when Vector has not answered (None: it answered last time).
+    failing_since: Option<Duration>,
+    /// The latest verdict whose reason is the one shown: its message explains what is shown.
+    shown: Option<Flow>,
+    config_id: Option<String>,
 }
 
 impl Agent {
@@ -36,19 +41,29 @@ impl Agent {
             thresholds: Thresholds::default(),
             damper: Damper::new(window, window),
             history: VecDeque::new(),
+            failing_since: None,
+            shown: None,
+            config_id: None,
         }
     }
 
     /// One scrape at `now` (`None`: Vector did not answer) with `selected` pods to read.
     pub fn observe(&mut self, now: Duration, page: Option<&str>, selected: usize) -> Summary {
         let Some(page) = page else {
-            // No answer is reported as such, never as the last good verdict.
-            self.history.clear();
-            let reason = self.damper.observe(Reason::Unknown, now);
-            return self.summary(reason, None, None, selected);
+            // One missed scrape changes nothing; Vector silent for a whole window is reported
+            // as Unknown, never as the last good verdict.
+            let since = *self.failing_since.get_or_insert(now);
+            if now.saturating_sub(since) >= self.window {
+                self.history.clear();
+                self.damper.observe(Reason::Unknown, now);
+                self.shown = None;
+                self.config_id = None;
+            }
+            return self.summary(None, selected);
         };
+        self.failing_since = None;
         let snapshot = flow::parse(page);
-        let config_id = snapshot.config_id.clone();
+        self.config_id = snapshot.config_id.clone();
         self.history.push_back((now, snapshot));
         // Keep the newest scrape that is at least a window old as the comparison point.
         while self.history.len() > 2 && now.saturating_sub(self.history[1].0) >= self.window {
@@ -56,16 +71,26 @@ impl Agent {
         }
         let (then, old) = &self.history[0];
         if now.saturating_sub(*then) < self.window {
-            let reason = self.damper.shown();
-            return self.summary(reason, None, config_id, selected);
+            return self.summary(None, selected);
         }
         let latest = flow::evaluate(old, &self.history[self.history.len() - 1].1, selected > 0, &self.thresholds);
         let reason = self.damper.observe(latest.reason, now);
-        self.summary(reason, Some(latest), config_id, selected)
+        if latest.reason == reason {
+            self.shown = Some(latest.clone());
+        }
+        self.summary(Some(latest), selected)
     }
 
-    fn summary(&self, reason: Reason, latest: Option<Flow>, config_id: Option<String>, selected: usize) -> Summary {
-        Summary { reason, latest, config_id, selected, window_secs: self.window.as_secs() }
+    fn summary(&self, latest: Option<Flow>, selected: usize) -> Summary {
+        let reason = self.damper.shown();
+        Summary {
+            reason,
+            shown: self.shown.clone().filter(|f| f.reason == reason),
+            latest,
+            config_id: self.config_id.clone(),
+            selected,
+            window_secs: self.window.as_secs(),
+        }
     }
 }
 
@@ -154,6 +179,14 @@ mod tests {
         }
         assert_eq!(shown[..3], [Reason::Healthy; 3]);
         assert_eq!(*shown.last().unwrap(), Reason::SinkStalled);
-        assert_eq!(a.observe(s(135), None, 1).reason, Reason::Unknown);
+        let stalled = a.observe(s(120), Some(&page(25, 106)), 1);
+        assert!(
+            stalled.shown.unwrap().message.starts_with("sink s3_archive: "),
+            "the message explains the reason shown"
+        );
+        // One missed scrape changes nothing; a window of silence is Unknown.
+        assert_eq!(a.observe(s(135), None, 1).reason, Reason::SinkStalled);
+        assert_eq!(a.observe(s(150), None, 1).reason, Reason::SinkStalled);
+        assert_eq!(a.observe(s(165), None, 1).reason, Reason::Unknown);
     }
 }
