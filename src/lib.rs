@@ -12,6 +12,7 @@ pub mod discover;
 pub mod error;
 pub mod flow;
 pub mod greptime;
+pub mod http_get;
 pub mod model;
 pub mod render;
 pub mod sidecar;

@@ -567,12 +567,18 @@ struct OnePodCollector {
 }
 
 fn one_pod_collector(dir: &Path, var_log: &Path, s3_endpoint: &str) -> OnePodCollector {
-    let (mut base, settings) = logs_config(json!({
+    let (base, settings) = logs_config(json!({
         "workspace": "analytics", "tenant": "acme",
         "vectorLogs": {"s3Bucket": BUCKET, "s3Region": "us-east-1", "s3Endpoint": s3_endpoint,
                        "s3Prefix": "archive", "batchTimeoutSecs": 1},
         "vectorMetrics": {"enabled": false},
     }));
+    one_pod_files(base, settings, dir, var_log)
+}
+
+/// Writes a rendered logs-collector config (localised to `dir`) and the sidecar's file for one
+/// pod (`ws/api`).
+fn one_pod_files(mut base: Value, settings: Option<Settings>, dir: &Path, var_log: &Path) -> OnePodCollector {
     localise(&mut base, dir);
     let exporter = base["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
     let base_file = dir.join("vector.yaml");
@@ -1117,22 +1123,14 @@ fn flow_health_names_the_stalled_sink_and_the_loaded_config() {
 /// the Vector process, the pod's log file, and the address of Vector's own metrics.
 fn run_logs_collector(
     bin: &Path,
-    mut base: Value,
+    base: Value,
     settings: Option<Settings>,
     dir: &Path,
     var_log: &Path,
 ) -> (Vector, PathBuf, String) {
-    localise(&mut base, dir);
-    let exporter = base["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
-    let base_file = dir.join("vector.yaml");
-    write_yaml(&base_file, &base);
-    let api = pod("ws", "api", "uid-api", json!({"app": "api"}));
-    let targets = dir.join("targets.yaml");
-    std::fs::write(&targets, vector::discovered([&api], &settings.unwrap(), NODE).unwrap()).unwrap();
-    let file = log_file(var_log, &api);
-    append(&file, "");
-    let vector = Vector::start(bin, &[base_file, targets], var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
-    (vector, file, exporter)
+    let c = one_pod_files(base, settings, dir, var_log);
+    let vector = Vector::start(bin, &c.configs, var_log, &[("VECTOR_SELF_NODE_NAME", NODE)]);
+    (vector, c.file, c.exporter)
 }
 
 /// GET `path` on `addr` and parse the body as JSON (Null when nothing answers yet).

@@ -11,11 +11,6 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedSender;
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -29,7 +24,7 @@ use crate::render::meta;
 /// Verdicts by resource, then component (`logs`, `metrics`).
 pub type FlowFacts = HashMap<ObjectRef<MonitoringServices>, BTreeMap<String, ComponentFlow>>;
 
-type HttpClient = Client<HttpConnector, Empty<Bytes>>;
+use crate::http_get::Client as HttpClient;
 
 /// A collector pod worth asking.
 struct Target {
@@ -66,7 +61,7 @@ pub async fn first_round(ctx: &Context, pods: &Store<Pod>) {
     if tokio::time::timeout(Duration::from_secs(10), pods.wait_until_ready()).await.is_err() {
         return;
     }
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = crate::http_get::client();
     let facts = round(ctx, &client, pods).await;
     *ctx.flow.lock().unwrap_or_else(|p| p.into_inner()) = facts;
 }
@@ -74,7 +69,7 @@ pub async fn first_round(ctx: &Context, pods: &Store<Pod>) {
 /// Runs forever: one gathering round per interval.
 pub async fn run(ctx: Arc<Context>, pods: Store<Pod>, trigger: UnboundedSender<ObjectRef<MonitoringServices>>) {
     let Some(interval) = ctx.settings.flow_interval else { return };
-    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let client = crate::http_get::client();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -140,14 +135,5 @@ async fn round(ctx: &Context, client: &HttpClient, pods: &Store<Pod>) -> FlowFac
 }
 
 async fn ask(client: &HttpClient, url: &str, timeout: Duration) -> Option<Summary> {
-    let uri: hyper::Uri = url.parse().ok()?;
-    let get = async {
-        let resp = client.get(uri).await.ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let body = resp.into_body().collect().await.ok()?.to_bytes();
-        serde_json::from_slice(&body).ok()
-    };
-    tokio::time::timeout(timeout, get).await.ok().flatten()
+    serde_json::from_slice(&crate::http_get::body(client, url, timeout).await?).ok()
 }

@@ -9,15 +9,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::{Router, routing::get};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::flow::{self, Damper, Flow, Reason, Snapshot, Summary, Thresholds};
+use crate::http_get;
 
 /// The judging part, with time passed in (tested without a clock or a Vector).
 #[derive(Debug)]
@@ -119,7 +115,7 @@ pub async fn run(
             warn!(error = %e, "flow summary server stopped");
         }
     });
-    let client: Client<HttpConnector, Empty<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let client = http_get::client();
     let start = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -134,17 +130,8 @@ pub async fn run(
     }
 }
 
-async fn scrape(client: &Client<HttpConnector, Empty<Bytes>>, url: &str, timeout: Duration) -> Option<String> {
-    let uri: hyper::Uri = url.parse().ok()?;
-    let get = async {
-        let resp = client.get(uri).await.ok()?;
-        if !resp.status().is_success() {
-            return None;
-        }
-        let body = resp.into_body().collect().await.ok()?.to_bytes();
-        String::from_utf8(body.to_vec()).ok()
-    };
-    tokio::time::timeout(timeout, get).await.ok().flatten()
+async fn scrape(client: &http_get::Client, url: &str, timeout: Duration) -> Option<String> {
+    String::from_utf8(http_get::body(client, url, timeout).await?.to_vec()).ok()
 }
 
 #[cfg(test)]
