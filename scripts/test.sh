@@ -9,6 +9,9 @@ export KUBETESTENV_BIN
 # Jaeger: the real trace store the trace tests send to (tests/traces.rs, tests/telemetry.rs).
 JAEGER_BIN=$("$root/scripts/jaeger.sh")
 export JAEGER_BIN
+# Helm: the chart tests lint, render and install charts/monitoring-operator (tests/helm.rs).
+HELM_BIN=$("$root/scripts/helm.sh")
+export HELM_BIN
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 set +e

@@ -42,6 +42,9 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A child kind's watch cache could not be read (reported like a failed list: same step).
+    #[error("list {kind} (watch cache): {why}")]
+    CacheNotReady { kind: &'static str, why: &'static str },
     /// A server-side apply (dry run or real) that failed for a transient reason.
     #[error("apply {kind} {name}: {source}")]
     Apply {
@@ -74,7 +77,7 @@ impl Error {
     pub fn metric_label(&self) -> &'static str {
         match self {
             Error::Dereference { .. } => "Dereference",
-            Error::ListChildren { .. } => "ListChildren",
+            Error::ListChildren { .. } | Error::CacheNotReady { .. } => "ListChildren",
             Error::Apply { .. } => "Apply",
             Error::Delete { .. } => "Delete",
             Error::Render(_) => "Render",

@@ -75,6 +75,17 @@ enum Command {
         /// clear after one.
         #[arg(long, env = "FLOW_WINDOW_SECS", default_value_t = model::DEFAULT_FLOW_WINDOW_SECS)]
         flow_window_secs: u64,
+        /// Leader election: only the replica holding the Lease reconciles; the others serve
+        /// /metrics (leader 0) and take over when it goes. Off: this process always reconciles
+        /// (run exactly one).
+        #[arg(long, env = "LEADER_ELECTION", default_value_t = true, action = clap::ArgAction::Set)]
+        leader_election: bool,
+        /// Name of the Lease.
+        #[arg(long, env = "LEASE_NAME", default_value = "monitoring-operator")]
+        lease_name: String,
+        /// Namespace of the Lease (in a pod: its own namespace, from POD_NAMESPACE).
+        #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+        lease_namespace: String,
     },
     /// Per-node scrape-target discovery: the sidecar of the metrics collector. Watches the
     /// pods of one node and writes the Vector config file with that node's targets.
@@ -145,6 +156,9 @@ async fn main() -> anyhow::Result<()> {
             flow_interval_secs,
             flow_concurrency,
             flow_window_secs,
+            leader_election,
+            lease_name,
+            lease_namespace,
         } => {
             let _guard = tracing_setup::init(&log_format)?;
             // A SIGTERM always ends the process. The graceful shutdown (running reconciles
@@ -160,6 +174,22 @@ async fn main() -> anyhow::Result<()> {
                 std::process::exit(0);
             });
             let config = kube::Config::infer().await.context("no Kubernetes configuration found")?;
+            let leader = if leader_election {
+                // The pod name is unique in a Deployment; outside a pod, two processes on one
+                // host must still differ.
+                let identity = match std::env::var("POD_NAME") {
+                    Ok(pod) if !pod.is_empty() => pod,
+                    _ => format!("{}-{}", hostname(), std::process::id()),
+                };
+                Some(controller::leader::LeaderSettings {
+                    namespace: lease_namespace,
+                    lease_name,
+                    identity,
+                    client: controller::leader::lease_client(config.clone())?,
+                })
+            } else {
+                None
+            };
             let (client, counter) = controller::client::counted(config)?;
             tracing::info!(namespace = namespace.as_deref().unwrap_or("<all>"), "starting controller");
             let metrics_addr = if metrics_addr.is_empty() {
@@ -193,10 +223,12 @@ async fn main() -> anyhow::Result<()> {
                         .collect::<Result<_, _>>()
                         .map_err(|e| anyhow::anyhow!("--pinned-tenants {e}"))?,
                 },
+                leader,
                 ..Default::default()
             };
             tracing::info!(policy = ?settings.policy, "tenancy policy");
-            controller::build(client, settings, Some(counter)).await?.run().await;
+            // Err: the leader lease was lost; exit non-zero so the pod restarts as a standby.
+            controller::build(client, settings, Some(counter)).await?.run().await?;
         }
         Command::Discover {
             node,
@@ -260,6 +292,12 @@ fn render_file(file: &PathBuf, default_ns: &str) -> anyhow::Result<String> {
     }
     anyhow::ensure!(found > 0, "no MonitoringServices document in {}", file.display());
     Ok(out)
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "local".into())
 }
 
 /// `namespace=tenant` of `--pinned-tenants`.

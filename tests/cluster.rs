@@ -439,17 +439,43 @@ async fn same_name_in_two_namespaces_do_not_interfere() {
     assert_eq!(child_names(&client, &b, "monitoring").await, before_b);
 }
 
-/// A reconcile of an unchanged resource issues no write request at all.
+/// A reconcile of an unchanged resource issues no API request at all (children, Secrets and
+/// GreptimeDBClusters come from the watch caches; nothing changed, so nothing is written). A
+/// reconcile without the caches (`reconcile` called directly) reads but writes nothing either.
 #[tokio::test]
-async fn unchanged_reconcile_makes_no_writes() {
+async fn unchanged_reconcile_makes_no_requests() {
     let client = env().client().await;
     let ns = namespace(&client, "noop").await;
-    start_controller(&ns).await;
+    let (counted, counter) = controller::client::counted(env().config().await).unwrap();
+    let settings = controller::Settings {
+        namespace: Some(ns.clone()),
+        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+        ..Default::default()
+    };
+    let operator = controller::build(counted, settings, Some(counter.clone())).await.unwrap();
+    let metrics = format!("http://{}/metrics", operator.metrics_addr.unwrap());
+    tokio::spawn(operator.run());
+    let http = monitoring_operator::http_get::client();
+    let reconciles = || async {
+        let body = monitoring_operator::http_get::body(&http, &metrics, std::time::Duration::from_secs(5)).await?;
+        String::from_utf8_lossy(&body)
+            .lines()
+            .find_map(|l| l.strip_prefix("monitoring_operator_reconciles_total "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+    };
     let mut spec = basic_spec();
     // Pinned cloud and a node selector no test node matches: nothing outside this test can
-    // legitimately change the status.
+    // legitimately change the status. An output naming a Secret: its read is cached too.
     spec["cloud"] = json!("GCP");
     spec["nodeSelector"] = json!({"pool": "none-such"});
+    spec["vectorLogs"]["loki"] = json!({"endpoint": "http://loki.invalid", "auth": {"basic": {"username": "u",
+        "passwordSecretRef": {"name": "loki", "key": "password"}}}});
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_json::from_value(json!({"metadata": {"name": "loki"}, "stringData": {"password": "p"}})).unwrap();
+    Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
     create(&client, &ns, ms_json("mon", spec)).await.unwrap();
     // Settled: both DaemonSets observed by their controller (no node eligible), which is the
     // last change that makes the running controller write the status.
@@ -461,19 +487,40 @@ async fn unchanged_reconcile_makes_no_writes() {
         st.is_some_and(|s| eligible(s.vector_logs_status.as_ref()) && eligible(s.vector_metrics_status.as_ref()))
     };
     let ms = wait_status(&client, &ns, "mon", "settled", settled).await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
 
-    let (counted, counter) = controller::client::counted(env().config().await).unwrap();
-    let ctx = Context::new(counted);
+    // Requests other than the long-running watches.
+    let requests = |c: &controller::client::RequestCounter| {
+        c.by_verb().into_iter().filter(|((verb, _), _)| verb != "watch").collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = requests(&counter);
+    let runs = reconciles().await.unwrap();
+    // Someone else's annotation on a child: a watch event, a reconcile, and nothing to do.
+    Api::<DaemonSet>::namespaced(client.clone(), &ns)
+        .patch(
+            "mon-vector-logs",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(json!({"metadata": {"annotations": {"example.com/touched": "1"}}})),
+        )
+        .await
+        .unwrap();
+    eventually("a reconcile after the annotation", SHORT, || async { reconciles().await.filter(|n| *n > runs) }).await;
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let after = requests(&counter);
+    assert_eq!(before, after, "an unchanged reconcile made API requests");
+
+    // Without the caches: reads, but still no write; and the same counter sees writes once
+    // something changed.
+    let (direct, direct_counter) = controller::client::counted(env().config().await).unwrap();
+    let ctx = Context::new(direct);
     controller::reconcile(Arc::new(ms.clone()), ctx.clone()).await.unwrap();
-    let calls = counter.snapshot();
+    let calls = direct_counter.snapshot();
     assert!(calls.get("GET").copied().unwrap_or(0) > 0, "the counter saw no requests: {calls:?}");
-    assert_eq!(counter.writes(), 0, "unchanged reconcile wrote: {calls:?}");
-
-    // The same counter does see writes when something changed.
+    assert_eq!(direct_counter.writes(), 0, "unchanged reconcile wrote: {calls:?}");
     let mut changed = ms.clone();
     changed.spec.vector_logs.as_mut().unwrap().archive.s3_bucket = Some("another-bucket".into());
     controller::reconcile(Arc::new(changed), ctx).await.unwrap();
-    assert!(counter.writes() > 0, "{:?}", counter.snapshot());
+    assert!(direct_counter.writes() > 0, "{:?}", direct_counter.snapshot());
 }
 
 /// spec.traces deploys the OTLP endpoint (Deployment + Service) and reports it; turning it off

@@ -19,25 +19,15 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use serde_json::json;
 use support::*;
 
-/// The operator binary as a child process; killed when dropped.
-struct Operator(Child);
-
-impl Drop for Operator {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use support::datapath::free_port;
 
 fn start_operator(ns: &str, metrics_port: u16, envs: &[(&str, String)]) -> Operator {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_monitoring-operator"));
     cmd.args(["run", "--namespace", ns, "--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
         .args(["--status-metrics-kind", "e6data.io/v1alpha2/MonitoringServices"])
         .env("KUBECONFIG", &env().kubeconfig)
+        // Each test's operator leads on its own Lease.
+        .env("POD_NAMESPACE", ns)
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
@@ -356,6 +346,7 @@ async fn sigterm_ends_the_operator_even_with_the_apiserver_unreachable() {
         let mut child = Command::new(env!("CARGO_BIN_EXE_monitoring-operator"))
             .args(["run", "--namespace", &ns, "--metrics-addr", &format!("127.0.0.1:{}", free_port())])
             .env("KUBECONFIG", &kubeconfig)
+            .env("POD_NAMESPACE", &ns)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -2,7 +2,8 @@
 //! missing or different, delete what is no longer rendered (orphans), and return the children
 //! as they are now, typed. A child is "unchanged" when it carries the hash of what we would
 //! apply, no other field manager owns one of our fields and every value we apply is still there
-//! ([`drift`]); unchanged children cost one list per kind and no write. Every changed child is first applied as a dry run, so
+//! ([`drift`]); unchanged children are read from the controller's watch caches and cost no
+//! request at all. Every changed child is first applied as a dry run, so
 //! a child the apiserver refuses leaves everything that was running untouched.
 //! Touches: the Kubernetes API (list, patch, delete of the child kinds).
 
@@ -10,6 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,6 +21,7 @@ use tracing::info;
 
 use super::drift;
 use super::traced::traced;
+use super::watch::{self, ChildCaches};
 use crate::error::Error;
 use crate::render::meta::{self, MANAGER};
 use crate::render::{Children, Kind};
@@ -96,12 +99,28 @@ struct Plan<K: ChildKind> {
 }
 
 impl<K: ChildKind> Plan<K> {
-    async fn new(api: Api<K>, kind: Kind, selector: &str, desired: Vec<K>) -> Result<Plan<K>, SyncError> {
-        let lp = ListParams::default().labels(selector);
-        let listed = traced("list", kind.name(), api_namespace(&api), "", api.list(&lp))
-            .await
-            .map_err(|source| Error::ListChildren { kind: kind.name(), source })?;
-        let live: BTreeMap<String, K> = listed.items.into_iter().map(|o| (o.name_any(), o)).collect();
+    /// `cache`: the kind's watch cache (read instead of listing: an unchanged resource costs
+    /// no request); None lists.
+    async fn new(
+        api: Api<K>,
+        kind: Kind,
+        selector: &str,
+        desired: Vec<K>,
+        cache: Option<&Store<K>>,
+    ) -> Result<Plan<K>, SyncError> {
+        let listed = match cache {
+            Some(store) => watch::select(store, api.namespace(), selector)
+                .await
+                .map_err(|why| Error::CacheNotReady { kind: kind.name(), why })?,
+            None => {
+                let lp = ListParams::default().labels(selector);
+                traced("list", kind.name(), api_namespace(&api), "", api.list(&lp))
+                    .await
+                    .map_err(|source| Error::ListChildren { kind: kind.name(), source })?
+                    .items
+            }
+        };
+        let live: BTreeMap<String, K> = listed.into_iter().map(|o| (o.name_any(), o)).collect();
         let mut desired = desired;
         let mut changed = Vec::with_capacity(desired.len());
         for obj in desired.iter_mut() {
@@ -184,8 +203,15 @@ fn api_namespace<K: ChildKind>(api: &Api<K>) -> &str {
     api.namespace().unwrap_or_default()
 }
 
-/// Apply `children` of CR `cr` in `namespace` and delete its stale children.
-pub async fn sync(client: &Client, namespace: &str, cr: &str, children: Children) -> Result<Synced, SyncError> {
+/// Apply `children` of CR `cr` in `namespace` and delete its stale children. The live
+/// children are read from `caches` when given (the controller's watches), else listed.
+pub async fn sync(
+    client: &Client,
+    caches: Option<&ChildCaches>,
+    namespace: &str,
+    cr: &str,
+    children: Children,
+) -> Result<Synced, SyncError> {
     let Children {
         service_accounts,
         roles,
@@ -201,16 +227,49 @@ pub async fn sync(client: &Client, namespace: &str, cr: &str, children: Children
     let cluster_sel = meta::cluster_children_selector(namespace, cr);
     // Plans for every kind first (lists only), then every dry run, then the writes: a refusal
     // of any child leaves every kind untouched.
-    let sa = Plan::new(namespaced(client, namespace), Kind::ServiceAccount, &ns_sel, service_accounts).await?;
-    let role = Plan::new(namespaced(client, namespace), Kind::Role, &ns_sel, roles).await?;
-    let rb = Plan::new(namespaced(client, namespace), Kind::RoleBinding, &ns_sel, role_bindings).await?;
-    let cr_ = Plan::new(Api::all(client.clone()), Kind::ClusterRole, &cluster_sel, cluster_roles).await?;
-    let crb =
-        Plan::new(Api::all(client.clone()), Kind::ClusterRoleBinding, &cluster_sel, cluster_role_bindings).await?;
-    let cm = Plan::new(namespaced(client, namespace), Kind::ConfigMap, &ns_sel, config_maps).await?;
-    let ds = Plan::new(namespaced(client, namespace), Kind::DaemonSet, &ns_sel, daemon_sets).await?;
-    let deploy = Plan::new(namespaced(client, namespace), Kind::Deployment, &ns_sel, deployments).await?;
-    let svc = Plan::new(namespaced(client, namespace), Kind::Service, &ns_sel, services).await?;
+    let c = caches;
+    let sa = Plan::new(
+        namespaced(client, namespace),
+        Kind::ServiceAccount,
+        &ns_sel,
+        service_accounts,
+        c.map(|c| &c.service_accounts),
+    )
+    .await?;
+    let role = Plan::new(namespaced(client, namespace), Kind::Role, &ns_sel, roles, c.map(|c| &c.roles)).await?;
+    let rb = Plan::new(
+        namespaced(client, namespace),
+        Kind::RoleBinding,
+        &ns_sel,
+        role_bindings,
+        c.map(|c| &c.role_bindings),
+    )
+    .await?;
+    let cr_ = Plan::new(
+        Api::all(client.clone()),
+        Kind::ClusterRole,
+        &cluster_sel,
+        cluster_roles,
+        c.map(|c| &c.cluster_roles),
+    )
+    .await?;
+    let crb = Plan::new(
+        Api::all(client.clone()),
+        Kind::ClusterRoleBinding,
+        &cluster_sel,
+        cluster_role_bindings,
+        c.map(|c| &c.cluster_role_bindings),
+    )
+    .await?;
+    let cm = Plan::new(namespaced(client, namespace), Kind::ConfigMap, &ns_sel, config_maps, c.map(|c| &c.config_maps))
+        .await?;
+    let ds = Plan::new(namespaced(client, namespace), Kind::DaemonSet, &ns_sel, daemon_sets, c.map(|c| &c.daemon_sets))
+        .await?;
+    let deploy =
+        Plan::new(namespaced(client, namespace), Kind::Deployment, &ns_sel, deployments, c.map(|c| &c.deployments))
+            .await?;
+    let svc =
+        Plan::new(namespaced(client, namespace), Kind::Service, &ns_sel, services, c.map(|c| &c.services)).await?;
 
     sa.dry_run().await?;
     role.dry_run().await?;

@@ -43,6 +43,8 @@ pub struct Settings {
     pub flow_timeout: Duration,
     /// Shortest flow window rendered into the collectors' sidecars.
     pub flow_window_secs: u64,
+    /// Leader election (None: this process always leads, e.g. one replica or tests).
+    pub leader: Option<super::leader::LeaderSettings>,
 }
 
 impl Default for Settings {
@@ -59,6 +61,7 @@ impl Default for Settings {
             flow_concurrency: 32,
             flow_timeout: Duration::from_secs(3),
             flow_window_secs: crate::model::DEFAULT_FLOW_WINDOW_SECS,
+            leader: None,
         }
     }
 }
@@ -88,6 +91,11 @@ pub struct Context {
     pub metrics: Metrics,
     /// The latest flow verdicts gathered from the collectors (`controller::flow`).
     pub(super) flow: Mutex<super::flow::FlowFacts>,
+    /// The watch caches, once the controller's watches exist.
+    pub(super) caches: std::sync::OnceLock<super::watch::Caches>,
+    /// What was read of a Secret (key names), by namespace and name, with its resourceVersion:
+    /// read again only when the Secret watch shows a new version.
+    pub(super) secret_infos: Mutex<HashMap<(String, String), crate::model::SecretInfo>>,
     /// Retry delays of the resources whose last reconcile failed; reset by a success.
     backoff: Mutex<HashMap<ObjectRef<MonitoringServices>, ExponentialBackoff>>,
 }
@@ -109,6 +117,8 @@ impl Context {
             metrics: Metrics::default(),
             backoff: Mutex::new(HashMap::new()),
             flow: Mutex::new(HashMap::new()),
+            caches: Default::default(),
+            secret_infos: Mutex::new(HashMap::new()),
         })
     }
 

@@ -2,16 +2,20 @@
 //! cloud (from Nodes, cached per process), the referenced GreptimeDBCluster and its log
 //! pipeline (through the pooled GreptimeDB client, cached), the Secrets the outputs name (key
 //! names and resourceVersion only), the operator's settings — into a
-//! [`Dereferenced`]. Touches: the Kubernetes API (Node list/get, one GreptimeDBCluster GET,
-//! Secret GETs in the resource's namespace) and GreptimeDB's HTTP API. A failed read is a
+//! [`Dereferenced`]. Reads the controller's watch caches where it has them (GreptimeDBClusters,
+//! Secret metadata), so an unchanged resource costs no request. Touches: the Kubernetes API
+//! (Node list/get, a GreptimeDBCluster GET without its cache, a Secret GET when its
+//! resourceVersion is new) and GreptimeDB's HTTP API. A failed read is a
 //! transient [`Error::Dereference`]: nothing is applied from a guess.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use k8s_openapi::api::core::v1::{Node, Secret};
 use kube::ResourceExt;
-use kube::api::{Api, DynamicObject};
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::reflector::ObjectRef;
 
 use super::cloud;
 use super::context::Context;
@@ -41,11 +45,30 @@ pub async fn dereference(ms: &MonitoringServices, ctx: &Context) -> Result<Deref
 
 /// The Secrets the outputs name, in the resource's own namespace: key names and
 /// resourceVersion only. The values are dropped here and never logged, stored or rendered.
+/// With the Secret watch's cache, a Secret is read only when its resourceVersion is new.
 async fn read_secrets(ms: &MonitoringServices, ctx: &Context) -> Result<BTreeMap<String, Option<SecretInfo>>, Error> {
     let ns = ms.namespace().unwrap_or_default();
     let api = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+    let cache = ctx.caches.get().map(|c| &c.secrets);
     let mut out = BTreeMap::new();
     for name in model::referenced_secrets(&ms.spec).into_keys() {
+        let key = (ns.clone(), name.clone());
+        if let Some(store) = cache
+            && store.wait_until_ready().now_or_never().is_some()
+        {
+            let current = store.get(&ObjectRef::new(&name).within(&ns));
+            let Some(current) = current else {
+                out.insert(name, None);
+                continue;
+            };
+            let known = ctx.secret_infos.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+            if let Some(info) =
+                known.filter(|i| Some(&i.resource_version) == current.metadata.resource_version.as_ref())
+            {
+                out.insert(name, Some(info));
+                continue;
+            }
+        }
         let found = traced("get", "Secret", &ns, &name, api.get_opt(&name))
             .await
             .map_err(|source| Error::Dereference { what: format!("Secret {ns}/{name}"), source })?;
@@ -53,6 +76,12 @@ async fn read_secrets(ms: &MonitoringServices, ctx: &Context) -> Result<BTreeMap
             resource_version: s.metadata.resource_version.clone().unwrap_or_default(),
             keys: s.data.into_iter().flat_map(|d| d.into_keys()).collect(),
         });
+        let mut known = ctx.secret_infos.lock().unwrap_or_else(|p| p.into_inner());
+        match &info {
+            Some(i) => known.insert(key, i.clone()),
+            None => known.remove(&key),
+        };
+        drop(known);
         out.insert(name, info);
     }
     Ok(out)
@@ -75,15 +104,22 @@ async fn detect_cloud(ctx: &Context) -> Result<Option<Cloud>, Error> {
 
 async fn lookup_greptime(ctx: &Context, name: &str, ns: &str, logs: bool) -> Result<GreptimeLookup, Error> {
     let ar = greptime::cluster_resource();
-    let clusters = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), ns, &ar);
-    let cluster = match traced("get", "GreptimeDBCluster", ns, name, clusters.get_opt(name)).await {
-        Ok(Some(c)) => c,
-        Ok(None) => return Ok(GreptimeLookup::Missing { crd_installed: true }),
-        // The kind itself is unknown to the apiserver.
-        Err(kube::Error::Api(e)) if e.code == 404 => return Ok(GreptimeLookup::Missing { crd_installed: false }),
-        Err(source) => return Err(Error::Dereference { what: format!("GreptimeDBCluster {ns}/{name}"), source }),
+    let cached = ctx.caches.get().and_then(|c| c.greptime.as_ref());
+    let cluster = match cached {
+        // Watched (its CRD was installed at start-up): read the cache.
+        Some(store) if store.wait_until_ready().now_or_never().is_some() => {
+            match store.get(&ObjectRef::new_with(name, ar.clone()).within(ns)) {
+                Some(c) => (*c).clone(),
+                None => return Ok(GreptimeLookup::Missing { crd_installed: true }),
+            }
+        }
+        _ => match lookup_cluster(ctx, &ar, name, ns).await? {
+            Ok(c) => c,
+            Err(missing) => return Ok(missing),
+        },
     };
     let endpoint = greptime::endpoint_of(&cluster);
+
     let phase = greptime::phase_of(&cluster);
     let pipeline = if logs && greptime::phase_usable(phase.as_deref()).is_ok() {
         let base = ctx.settings.greptime_url.clone().unwrap_or_else(|| format!("http://{endpoint}"));
@@ -95,6 +131,23 @@ async fn lookup_greptime(ctx: &Context, name: &str, ns: &str, logs: bool) -> Res
         PipelineCheck::NotChecked
     };
     Ok(GreptimeLookup::Found { endpoint, phase, pipeline })
+}
+
+/// The cluster read from the API, or the lookup saying why there is none.
+async fn lookup_cluster(
+    ctx: &Context,
+    ar: &ApiResource,
+    name: &str,
+    ns: &str,
+) -> Result<Result<DynamicObject, GreptimeLookup>, Error> {
+    let clusters = Api::<DynamicObject>::namespaced_with(ctx.client.clone(), ns, ar);
+    match traced("get", "GreptimeDBCluster", ns, name, clusters.get_opt(name)).await {
+        Ok(Some(c)) => Ok(Ok(c)),
+        Ok(None) => Ok(Err(GreptimeLookup::Missing { crd_installed: true })),
+        // The kind itself is unknown to the apiserver.
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(Err(GreptimeLookup::Missing { crd_installed: false })),
+        Err(source) => Err(Error::Dereference { what: format!("GreptimeDBCluster {ns}/{name}"), source }),
+    }
 }
 
 async fn ensure_cached(ctx: &Context, base: &str) -> Result<(), greptime::client::PipelineError> {

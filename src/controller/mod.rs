@@ -1,7 +1,7 @@
 //! The controller: the only module that talks to the cluster, and the top of the crate
 //! (nothing imports it). [`reconcile`] runs the pipeline for one resource; this module wires
 //! the watches (the resource, every child kind, GreptimeDBClusters, the metadata of Secrets,
-//! collector pods for flow health) and the metrics endpoint.
+//! collector pods for flow health), their caches, leader election and the metrics endpoint.
 
 pub mod apply;
 pub mod client;
@@ -10,23 +10,25 @@ mod context;
 mod dereference;
 mod drift;
 mod flow;
+pub mod leader;
 mod reconcile;
 mod refusals;
 pub mod traced;
+pub mod watch;
 
 use std::sync::Arc;
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use kube::api::{Api, PartialObjectMeta};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::Controller;
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 pub use context::{Context, RETRY_MAX, RETRY_MIN, Settings};
 pub use reconcile::{FINALIZER, error_policy, reconcile};
@@ -40,23 +42,36 @@ use crate::telemetry::status_metrics::{StatusCollector, WatchedKind};
 pub struct Operator {
     /// Where /metrics is served, when enabled.
     pub metrics_addr: Option<std::net::SocketAddr>,
-    run: futures::future::BoxFuture<'static, ()>,
+    run: futures::future::BoxFuture<'static, anyhow::Result<()>>,
 }
 
 impl Operator {
-    /// Run until SIGTERM/SIGINT.
-    pub async fn run(self) {
+    /// Run until SIGTERM/SIGINT (Ok), or until this replica loses its leader lease (Err: the
+    /// process should exit and start again as a standby).
+    pub async fn run(self) -> anyhow::Result<()> {
         self.run.await
     }
 }
 
 /// Run the controller until SIGTERM/SIGINT.
 pub async fn run(client: Client, settings: Settings) -> anyhow::Result<()> {
-    build(client, settings, None).await?.run().await;
-    Ok(())
+    build(client, settings, None).await?.run().await
 }
 
-/// Set up the controller. `counter` (from [`client::counted`]) feeds the API request metric.
+fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+    K::DynamicType: Default,
+{
+    match ns {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Set up the operator: the metrics endpoint now; the watches and the controller once this
+/// replica leads (at once without leader election). `counter` (from [`client::counted`])
+/// feeds the API request metric.
 pub async fn build(
     client: Client,
     settings: Settings,
@@ -67,41 +82,23 @@ pub async fn build(
     let status_kinds = settings.status_kinds.clone();
     let ctx = Context::with_settings(client.clone(), settings);
     let ns = namespace.as_deref();
-    fn scoped<K>(client: &Client, ns: Option<&str>) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
-        match ns {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
-    let children = watcher::Config::default().labels(&format!("{}={}", meta::LABEL_MANAGED_BY, MANAGER));
-    // Cluster-scoped children carry the owner as labels, not an ownerReference.
-    let to_owner = |obj: &dyn ResourceExtLabels| {
-        let l = obj.labels_ref();
-        Some(
-            ObjectRef::<MonitoringServices>::new(l.get(meta::LABEL_OWNER_NAME)?)
-                .within(l.get(meta::LABEL_OWNER_NAMESPACE)?),
-        )
-    };
-    let controller = Controller::new(scoped::<MonitoringServices>(&client, ns), watcher::Config::default());
-    let store = controller.store();
-    let secrets_store = store.clone();
+    let (ms_store, ms_events) = watch::cached(scoped::<MonitoringServices>(&client, ns), watcher::Config::default());
+    let mut extra_watches = Vec::new();
 
     // The metrics endpoint: operator counters, API requests, and status gauges read from the
-    // controller's own cache (plus any other kinds the admin listed).
+    // controller's own cache (plus any other kinds the admin listed). A standby serves it
+    // too, with leader 0 and no status gauges (its caches stay empty until it leads, so two
+    // replicas never export the same series twice).
     let endpoint_addr = match metrics_addr {
         Some(addr) => {
             let mut registry = prometheus_client::registry::Registry::default();
             ctx.metrics.register(&mut registry);
-            ctx.metrics.leader.set(1);
             if let Some(c) = counter {
                 registry.register_collector(Box::new(c));
             }
-            let kinds = status_metric_kinds(&client, &status_kinds).await?;
-            registry.register_collector(Box::new(StatusCollector { monitoring_services: store.clone(), kinds }));
+            let (kinds, watches) = status_metric_kinds(&client, &status_kinds).await?;
+            extra_watches = watches;
+            registry.register_collector(Box::new(StatusCollector { monitoring_services: ms_store.clone(), kinds }));
             let ep = Arc::new(server::Endpoint { registry, ready: Default::default() });
             let bound = server::serve(addr, ep.clone()).await?;
             // Ready once the watched kind can be listed with our credentials (what every watch
@@ -125,34 +122,134 @@ pub async fn build(
         None => None,
     };
 
+    let run = async move {
+        let lease = match ctx.settings.leader.clone() {
+            Some(l) => tokio::select! {
+                m = leader::acquire(l.client.clone(), &l) => Some(m),
+                _ = server::shutdown_signal() => return Ok(()),
+            },
+            None => None,
+        };
+        ctx.metrics.leader.set(1);
+        for w in extra_watches {
+            tokio::spawn(w);
+        }
+        let controller = wire(ctx.clone(), client, ms_store, ms_events).await;
+        let Some(lease) = lease else {
+            controller.await;
+            return Ok(());
+        };
+        tokio::select! {
+            // Graceful shutdown finished: hand the lease over at once.
+            _ = controller => {
+                leader::release(&lease).await;
+                Ok(())
+            }
+            // Dropping the controller cancels every reconcile in flight: nothing more is written.
+            why = leader::hold(&lease) => {
+                ctx.metrics.leader.set(0);
+                error!(%why, "leadership lost: stopped reconciling");
+                Err(anyhow::anyhow!("leadership lost: {why}"))
+            }
+        }
+    };
+    Ok(Operator { metrics_addr: endpoint_addr, run: Box::pin(run) })
+}
+
+/// The watches and the controller over them, as one future that ends after a graceful
+/// shutdown. Every watch fills a cache the reconcile reads instead of the API.
+async fn wire(
+    ctx: Arc<Context>,
+    client: Client,
+    ms_store: Store<MonitoringServices>,
+    ms_events: watch::Events<MonitoringServices>,
+) -> futures::future::BoxFuture<'static, ()> {
+    let ns = ctx.settings.namespace.clone();
+    let ns = ns.as_deref();
+    let children = watcher::Config::default().labels(&format!("{}={}", meta::LABEL_MANAGED_BY, MANAGER));
+    // Cluster-scoped children carry the owner as labels, not an ownerReference.
+    fn to_owner<K: Resource>(obj: K) -> Option<ObjectRef<MonitoringServices>> {
+        let l = obj.labels();
+        Some(
+            ObjectRef::<MonitoringServices>::new(l.get(meta::LABEL_OWNER_NAME)?)
+                .within(l.get(meta::LABEL_OWNER_NAMESPACE)?),
+        )
+    }
+    let (service_accounts, sa_events) = watch::cached(scoped::<ServiceAccount>(&client, ns), children.clone());
+    let (roles, role_events) = watch::cached(scoped::<Role>(&client, ns), children.clone());
+    let (role_bindings, rb_events) = watch::cached(scoped::<RoleBinding>(&client, ns), children.clone());
+    let (cluster_roles, cr_events) = watch::cached(Api::<ClusterRole>::all(client.clone()), children.clone());
+    let (cluster_role_bindings, crb_events) =
+        watch::cached(Api::<ClusterRoleBinding>::all(client.clone()), children.clone());
+    let (config_maps, cm_events) = watch::cached(scoped::<ConfigMap>(&client, ns), children.clone());
+    let (daemon_sets, ds_events) = watch::cached(scoped::<DaemonSet>(&client, ns), children.clone());
+    let (deployments, deploy_events) = watch::cached(scoped::<Deployment>(&client, ns), children.clone());
+    let (services, svc_events) = watch::cached(scoped::<Service>(&client, ns), children.clone());
+    // Secrets an output names: metadata only, the operator never receives Secret values
+    // through the watch (kube asks for metadata only when the type is `PartialObjectMeta`).
+    let (secrets, secret_events) =
+        watch::cached(scoped::<PartialObjectMeta<Secret>>(&client, ns), watcher::Config::default());
+
     // A GreptimeDBCluster appearing or changing re-reconciles the resources referring to it.
     // Watched only when its CRD is installed; otherwise resources waiting for it requeue.
     let ar = crate::greptime::cluster_resource();
     let clusters: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &ar);
-    let controller = if clusters.list_metadata(&kube::api::ListParams::default().limit(1)).await.is_ok() {
-        controller.watches_with(clusters, ar, watcher::Config::default(), move |cluster| {
-            let (name, cns) = (cluster.name_any(), cluster.namespace().unwrap_or_default());
-            store
-                .state()
-                .into_iter()
-                .filter(|ms| {
-                    ms.spec.greptime_ref.as_ref().is_some_and(|g| {
-                        g.name == name
-                            && g.namespace.clone().or_else(|| ms.namespace()).as_deref() == Some(cns.as_str())
-                    })
-                })
-                .map(|ms| ObjectRef::from_obj(&*ms))
-                .collect::<Vec<_>>()
-        })
+    let greptime = if clusters.list_metadata(&kube::api::ListParams::default().limit(1)).await.is_ok() {
+        let writer = kube::runtime::reflector::store::Writer::new(ar.clone());
+        let store = writer.as_reader();
+        let events = kube::runtime::reflector(writer, watch::watch(clusters, watcher::Config::default()));
+        Some((store, events))
     } else {
-        controller
+        None
+    };
+    let caches = watch::Caches {
+        children: watch::ChildCaches {
+            service_accounts,
+            roles,
+            role_bindings,
+            cluster_roles,
+            cluster_role_bindings,
+            config_maps,
+            daemon_sets,
+            deployments,
+            services,
+        },
+        secrets,
+        greptime: greptime.as_ref().map(|(s, _)| s.clone()),
+    };
+    if ctx.caches.set(caches).is_err() {
+        warn!("watch caches were already set up");
+    }
+
+    let controller = Controller::for_stream(ms_events.applied_objects(), ms_store.clone());
+    let controller = match greptime {
+        Some((_, events)) => {
+            let store = ms_store.clone();
+            controller.watches_stream_with(
+                events.touched_objects(),
+                move |cluster| {
+                    let (name, cns) = (cluster.name_any(), cluster.namespace().unwrap_or_default());
+                    store
+                        .state()
+                        .into_iter()
+                        .filter(|ms| {
+                            ms.spec.greptime_ref.as_ref().is_some_and(|g| {
+                                g.name == name
+                                    && g.namespace.clone().or_else(|| ms.namespace()).as_deref() == Some(cns.as_str())
+                            })
+                        })
+                        .map(|ms| ObjectRef::from_obj(&*ms))
+                        .collect::<Vec<_>>()
+                },
+                ar,
+            )
+        }
+        None => controller,
     };
     // A Secret an output names appearing or changing re-reconciles the resources of its
-    // namespace naming it (a new resourceVersion rolls their collectors). Metadata only: the
-    // operator never receives Secret values through the watch (kube asks for metadata only
-    // when the type is `PartialObjectMeta`).
-    let secret_meta = scoped::<PartialObjectMeta<Secret>>(&client, ns);
-    let controller = controller.watches(secret_meta, watcher::Config::default(), move |secret| {
+    // namespace naming it (a new resourceVersion rolls their collectors).
+    let secrets_store = ms_store.clone();
+    let controller = controller.watches_stream(secret_events.touched_objects(), move |secret| {
         let (name, sns) = (secret.name_any(), secret.namespace());
         secrets_store
             .state()
@@ -165,10 +262,11 @@ pub async fn build(
     // task that re-reconciles the resources whose verdict changed.
     let (flow_trigger, flow_changed) = futures::channel::mpsc::unbounded();
     if ctx.settings.flow_interval.is_some() {
-        let (pods, writer) = kube::runtime::reflector::store::<Pod>();
+        let writer = kube::runtime::reflector::store::Writer::<Pod>::default();
+        let pods = writer.as_reader();
         let pod_watch = kube::runtime::reflector(
             writer,
-            watcher::watcher(scoped::<Pod>(&client, ns), children.clone()).default_backoff().modify(|p| {
+            watch::watch(scoped::<Pod>(&client, ns), children.clone()).modify(|p| {
                 // Only labels, annotations, spec and status are read: drop the rest early.
                 p.managed_fields_mut().clear();
             }),
@@ -187,26 +285,30 @@ pub async fn build(
     }
     let run = controller
         .reconcile_on(flow_changed)
-        .owns(scoped::<DaemonSet>(&client, ns), children.clone())
-        .owns(scoped::<Deployment>(&client, ns), children.clone())
-        .owns(scoped::<Service>(&client, ns), children.clone())
-        .owns(scoped::<ConfigMap>(&client, ns), children.clone())
-        .owns(scoped::<ServiceAccount>(&client, ns), children.clone())
-        .owns(scoped::<Role>(&client, ns), children.clone())
-        .owns(scoped::<RoleBinding>(&client, ns), children.clone())
-        .watches(Api::<ClusterRole>::all(client.clone()), children.clone(), move |o: ClusterRole| to_owner(&o))
-        .watches(Api::<ClusterRoleBinding>::all(client.clone()), children, move |o: ClusterRoleBinding| to_owner(&o))
+        .owns_stream(ds_events.touched_objects())
+        .owns_stream(deploy_events.touched_objects())
+        .owns_stream(svc_events.touched_objects())
+        .owns_stream(cm_events.touched_objects())
+        .owns_stream(sa_events.touched_objects())
+        .owns_stream(role_events.touched_objects())
+        .owns_stream(rb_events.touched_objects())
+        .watches_stream(cr_events.touched_objects(), to_owner::<ClusterRole>)
+        .watches_stream(crb_events.touched_objects(), to_owner::<ClusterRoleBinding>)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         // Failures are logged once, by the error policy.
         .for_each(|_| futures::future::ready(()));
-    Ok(Operator { metrics_addr: endpoint_addr, run: Box::pin(run) })
+    Box::pin(run)
 }
 
 /// Watch caches for the extra kinds whose status is exported (`group/version/Kind`; the core
-/// group is written `/v1/Kind`).
-async fn status_metric_kinds(client: &Client, specs: &[String]) -> anyhow::Result<Vec<WatchedKind>> {
+/// group is written `/v1/Kind`), and their watches (run once this replica leads).
+async fn status_metric_kinds(
+    client: &Client,
+    specs: &[String],
+) -> anyhow::Result<(Vec<WatchedKind>, Vec<futures::future::BoxFuture<'static, ()>>)> {
     let mut out = Vec::new();
+    let mut watches = Vec::new();
     for spec in specs {
         let parts: Vec<&str> = spec.split('/').collect();
         let [group, version, kind] = parts[..] else {
@@ -219,21 +321,10 @@ async fn status_metric_kinds(client: &Client, specs: &[String]) -> anyhow::Resul
         let writer = kube::runtime::reflector::store::Writer::new(resource.clone());
         let reader = writer.as_reader();
         let api: Api<kube::api::DynamicObject> = Api::all_with(client.clone(), &resource);
-        let stream =
-            kube::runtime::reflector(writer, watcher::watcher(api, watcher::Config::default()).default_backoff());
-        tokio::spawn(stream.for_each(|_| futures::future::ready(())));
+        let stream = kube::runtime::reflector(writer, watch::watch(api, watcher::Config::default()));
+        watches.push(stream.for_each(|_| futures::future::ready(())).boxed());
         info!(kind = %spec, "exporting status metrics");
         out.push(WatchedKind { resource, store: reader });
     }
-    Ok(out)
-}
-
-/// Access to labels of any watched child (object-safe helper for the mapper above).
-trait ResourceExtLabels {
-    fn labels_ref(&self) -> &std::collections::BTreeMap<String, String>;
-}
-impl<K: Resource> ResourceExtLabels for K {
-    fn labels_ref(&self) -> &std::collections::BTreeMap<String, String> {
-        self.labels()
-    }
+    Ok((out, watches))
 }

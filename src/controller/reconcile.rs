@@ -105,11 +105,14 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     // The admin's policy first, before anything is read on the resource's behalf: what it
     // refuses gets nothing, and loses what an older, looser policy gave it.
     if let Err(v) = ctx.settings.policy.check(&ms) {
-        let removed = apply::sync(&ctx.client, &ns, &name, render::Children::default()).await.map_err(|e| match e {
-            SyncError::Failed(e) => e,
-            // An empty child set applies nothing, so nothing can be refused: a bug if it is.
-            SyncError::Rejected(r) => Error::Render(r.to_string()),
-        })?;
+        let removed =
+            apply::sync(&ctx.client, ctx.caches.get().map(|c| &c.children), &ns, &name, render::Children::default())
+                .await
+                .map_err(|e| match e {
+                    SyncError::Failed(e) => e,
+                    // An empty child set applies nothing, so nothing can be refused: a bug if it is.
+                    SyncError::Rejected(r) => Error::Render(r.to_string()),
+                })?;
         if removed.deleted > 0 {
             info!(%ns, %name, deleted = removed.deleted, field = %v.field, "tenancy policy: children removed");
         }
@@ -126,7 +129,7 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     };
     let owner = ms.controller_owner_ref(&()).ok_or_else(|| Error::Render("resource has no name or uid".into()))?;
     let children = render::render(&model, Some(&owner)).map_err(|e| Error::Render(e.to_string()))?;
-    let synced = match apply::sync(&ctx.client, &ns, &name, children).await {
+    let synced = match apply::sync(&ctx.client, ctx.caches.get().map(|c| &c.children), &ns, &name, children).await {
         Ok(s) => s,
         Err(SyncError::Rejected(r)) => {
             let failure = Failure::ApplyRejected(r.to_string());

@@ -4,6 +4,7 @@
 //! pipe closes).
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::future::Future;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -56,21 +57,7 @@ pub fn env() -> &'static TestEnv {
     ENV.get_or_init(|| {
         let bin = kubetestenv_bin();
         let dir = std::env::temp_dir().join(format!("monitoring-operator-test-{}", std::process::id()));
-        let mut child = Command::new(&bin)
-            .args(["up", "--dir"])
-            .arg(&dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start kubetestenv up");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let kubeconfig = loop {
-            let line = lines.next().expect("kubetestenv exited before READY").unwrap();
-            if let Some(p) = line.strip_prefix("READY ") {
-                break PathBuf::from(p);
-            }
-        };
+        let (child, kubeconfig) = spawn_up(&bin, &[OsStr::new("--dir"), dir.as_os_str()]);
         *PROCESS.lock().unwrap() = Some(child);
         let env = TestEnv { kubeconfig, bin };
         let crd = repo().join("deploy/crd.yaml");
@@ -78,6 +65,79 @@ pub fn env() -> &'static TestEnv {
         env.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd/monitoringservices.e6data.io"]);
         env
     })
+}
+
+/// `kubetestenv up ARGS`, once it printed READY: the process and its kubeconfig.
+fn spawn_up(bin: &Path, args: &[&OsStr]) -> (Child, PathBuf) {
+    let mut child = Command::new(bin)
+        .arg("up")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start kubetestenv up");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let kubeconfig = loop {
+        let line = lines.next().expect("kubetestenv exited before READY").unwrap();
+        if let Some(p) = line.strip_prefix("READY ") {
+            break PathBuf::from(p);
+        }
+    };
+    (child, kubeconfig)
+}
+
+/// A control plane of one test's own, on a fixed port with kept state, that the test can
+/// stop and start again (an apiserver outage, a restart). The shared [`env`] is not touched.
+pub struct OwnControlPlane {
+    pub env: TestEnv,
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnControlPlane {
+    pub fn start(name: &str) -> OwnControlPlane {
+        let bin = kubetestenv_bin();
+        let dir = std::env::temp_dir().join(format!("monitoring-operator-{name}-{}", std::process::id()));
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cp = OwnControlPlane { env: TestEnv { kubeconfig: PathBuf::new(), bin }, dir, port, child: None };
+        cp.up();
+        let crd = repo().join("deploy/crd.yaml");
+        cp.env.kubectl(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+        cp.env.kubectl(&["wait", "--for=condition=Established", "--timeout=60s", "crd/monitoringservices.e6data.io"]);
+        cp
+    }
+
+    fn up(&mut self) {
+        let port = self.port.to_string();
+        let args =
+            [OsStr::new("--dir"), self.dir.as_os_str(), OsStr::new("--keep"), OsStr::new("--port"), OsStr::new(&port)];
+        let (child, kubeconfig) = spawn_up(&self.env.bin, &args);
+        self.child = Some(child);
+        self.env.kubeconfig = kubeconfig;
+    }
+
+    /// Stop everything (etcd included); the state stays on disk.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            drop(child.stdin.take()); // kubetestenv stops when its stdin closes
+            let _ = child.wait();
+        }
+    }
+
+    /// Start again on the same state, port and certificates.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.up();
+    }
+}
+
+impl Drop for OwnControlPlane {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 impl TestEnv {
@@ -112,6 +172,16 @@ impl TestEnv {
     /// A new client (clients are per test: each test has its own runtime).
     pub async fn client(&self) -> Client {
         Client::try_from(self.config().await).unwrap()
+    }
+}
+
+/// The operator binary (or any child process) running for a test; killed when dropped.
+pub struct Operator(pub Child);
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

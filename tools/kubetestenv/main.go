@@ -4,8 +4,10 @@
 // controllers), plus kubectl. No container runtime and no kubelet: Nodes and Pod status are
 // whatever the tests write.
 //
-//	kubetestenv up --dir D [--keep]   start everything, write D/kubeconfig, print "READY <path>",
-//	                                  stop when stdin closes or on SIGTERM/SIGINT
+//	kubetestenv up --dir D [--keep] [--port P]
+//	                                  start everything, write D/kubeconfig, print "READY <path>",
+//	                                  stop when stdin closes or on SIGTERM/SIGINT; a kept D
+//	                                  started again resumes its etcd data and PKI
 //	kubetestenv kube-apiserver ...    upstream kube-apiserver
 //	kubetestenv kube-controller-manager ...
 //	kubetestenv kubectl ...           upstream kubectl, same minor as the server

@@ -96,7 +96,12 @@ func (p *pki) leaf(dir, name string, subject pkix.Name, usage x509.ExtKeyUsage, 
 }
 
 // writePKI writes ca.crt, apiserver.{crt,key}, admin.{crt,key} and sa.{key,pub} into dir.
+// A dir that already holds them (a restart on kept state) keeps them, so clients keep
+// trusting the apiserver and service-account tokens stay valid.
 func writePKI(dir string) error {
+	if _, err := os.Stat(filepath.Join(dir, "sa.pub")); err == nil {
+		return nil
+	}
 	p, err := newPKI(dir)
 	if err != nil {
 		return err

@@ -132,6 +132,7 @@ func runUp(args []string) int {
 	dir := fs.String("dir", "", "state directory (created; removed on exit unless --keep)")
 	keep := fs.Bool("keep", false, "keep the state directory on exit")
 	ignoreStdin := fs.Bool("ignore-stdin", false, "run until SIGTERM/SIGINT even if stdin closes (for background use)")
+	fixedPort := fs.Int("port", 0, "kube-apiserver port (default: a free one); with --keep and the same --dir, a restart on the same state keeps the endpoint")
 	noKCM := fs.Bool("no-controller-manager", false, "do not start kube-controller-manager")
 	controllers := fs.String("controllers", "garbage-collector-controller,namespace-controller,daemonset-controller,serviceaccount-controller", "kube-controller-manager controllers")
 	if err := fs.Parse(args); err != nil {
@@ -151,14 +152,14 @@ func runUp(args []string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	code := up(*dir, !*noKCM, *controllers, *ignoreStdin)
+	code := up(*dir, *fixedPort, !*noKCM, *controllers, *ignoreStdin)
 	if !*keep {
 		_ = os.RemoveAll(*dir)
 	}
 	return code
 }
 
-func up(dir string, withKCM bool, controllers string, ignoreStdin bool) int {
+func up(dir string, fixedPort int, withKCM bool, controllers string, ignoreStdin bool) int {
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(os.Stderr, "kubetestenv: "+format+"\n", a...)
 		return 1
@@ -172,9 +173,12 @@ func up(dir string, withKCM bool, controllers string, ignoreStdin bool) int {
 	}
 	defer etcd.Close()
 
-	port, err := freePort()
-	if err != nil {
-		return fail("port: %v", err)
+	port := fixedPort
+	if port == 0 {
+		port, err = freePort()
+		if err != nil {
+			return fail("port: %v", err)
+		}
 	}
 	p := func(name string) string { return filepath.Join(dir, name) }
 	api, err := startChild(dir, "kube-apiserver",
