@@ -30,9 +30,10 @@ enum Command {
         /// Log format.
         #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
-        /// Image of the per-node discovery sidecar in the metrics pods (this operator's image).
-        #[arg(long, env = "DISCOVERY_IMAGE", default_value = model::DEFAULT_DISCOVERY_IMAGE)]
-        discovery_image: String,
+        /// Image of the per-node discovery sidecar in the metrics pods. Default: the image this
+        /// operator runs (read from its own Pod), else the release image of this version.
+        #[arg(long, env = "DISCOVERY_IMAGE")]
+        discovery_image: Option<String>,
         /// Reach GreptimeDB's HTTP API at this URL instead of http://<cluster>-frontend.<ns>.svc:<port>
         /// (for an operator running outside the cluster, e.g. through a port-forward).
         #[arg(long, env = "GREPTIMEDB_URL")]
@@ -191,6 +192,23 @@ async fn main() -> anyhow::Result<()> {
                 None
             };
             let (client, counter) = controller::client::counted(config)?;
+            let discovery_image = match discovery_image.filter(|i| !i.is_empty()) {
+                Some(image) => image,
+                None => {
+                    let found = match (std::env::var("POD_NAMESPACE"), std::env::var("POD_NAME")) {
+                        (Ok(ns), Ok(pod)) => controller::own_pod::own_image(&client, &ns, &pod).await,
+                        _ => None,
+                    };
+                    found.unwrap_or_else(|| {
+                        tracing::warn!(
+                            image = model::DEFAULT_DISCOVERY_IMAGE,
+                            "no --discovery-image and no own Pod to read it from (POD_NAME, POD_NAMESPACE): using the release image"
+                        );
+                        model::DEFAULT_DISCOVERY_IMAGE.to_string()
+                    })
+                }
+            };
+            tracing::info!(%discovery_image, "discovery sidecar image");
             tracing::info!(namespace = namespace.as_deref().unwrap_or("<all>"), "starting controller");
             let metrics_addr = if metrics_addr.is_empty() {
                 None

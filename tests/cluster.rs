@@ -780,3 +780,22 @@ sinks:
     vector.kill();
     wait_status(&client, &ns, "mon", "Unknown", |m| flow_condition(m).is_some_and(|c| c.status == "Unknown")).await;
 }
+
+/// Without --discovery-image the operator uses the image it runs, read from its own Pod.
+#[tokio::test]
+async fn own_image_is_read_from_the_operators_pod() {
+    let client = env().client().await;
+    let ns = namespace(&client, "own-image").await;
+    let pod: k8s_openapi::api::core::v1::Pod = serde_json::from_value(json!({
+        "metadata": {"name": "monitoring-operator-abc"},
+        "spec": {"containers": [{"name": "proxy", "image": "proxy:1"}, {"name": "operator", "image": "registry.example/mo:1.2.3"}]},
+    }))
+    .unwrap();
+    Api::<k8s_openapi::api::core::v1::Pod>::namespaced(client.clone(), &ns)
+        .create(&PostParams::default(), &pod)
+        .await
+        .unwrap();
+    let own = controller::own_pod::own_image(&client, &ns, "monitoring-operator-abc").await;
+    assert_eq!(own.as_deref(), Some("registry.example/mo:1.2.3"));
+    assert_eq!(controller::own_pod::own_image(&client, &ns, "not-there").await, None);
+}

@@ -316,3 +316,58 @@ async fn a_stale_reconcile_after_deletion_leaves_no_cluster_role_behind() {
     assert!(crs.get_opt(&name).await.unwrap().is_none(), "ClusterRole left behind by a stale reconcile");
     assert!(crbs.get_opt(&name).await.unwrap().is_none(), "ClusterRoleBinding left behind by a stale reconcile");
 }
+
+/// Churn with the controller running and no pauses: create → update → delete cycles of
+/// resources whose toggles create and remove cluster-scoped children (`useClusterRole`,
+/// `vectorMetrics.enabled`, `s3Prefix`), names reused at once, deletes landing while
+/// reconciles of the same resource are in flight. Afterwards no ClusterRole or binding of any
+/// of them is left.
+#[tokio::test]
+async fn churn_leaves_no_cluster_scoped_children() {
+    use futures::StreamExt;
+    let client = env().client().await;
+    let ns = namespace(&client, "churn").await;
+    start_controller(&ns).await;
+    let mss = Api::<monitoring_operator::api::MonitoringServices>::namespaced(client.clone(), &ns);
+    const WORKERS: usize = 6;
+    const CYCLES: usize = 40; // per worker: 240 in all
+    futures::stream::iter(0..WORKERS)
+        .for_each_concurrent(WORKERS, |w| {
+            let (client, ns, mss) = (client.clone(), ns.clone(), mss.clone());
+            async move {
+                let name = format!("churn-{w}");
+                for i in 0..CYCLES {
+                    let mut spec = basic_spec();
+                    spec["useClusterRole"] = json!(i % 2 == 0);
+                    spec["vectorMetrics"]["enabled"] = json!(i % 3 != 0);
+                    create(&client, &ns, ms_json(&name, spec)).await.unwrap();
+                    // Give the controller a moment on some cycles only: the others are deleted
+                    // before or during their first reconcile.
+                    if i % 4 == 0 {
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                    }
+                    patch_spec(
+                        &client,
+                        &ns,
+                        &name,
+                        json!({"useClusterRole": i % 2 == 1, "vectorLogs": {"s3Prefix": format!("p{i}")}}),
+                    )
+                    .await;
+                    mss.delete(&name, &Default::default()).await.unwrap();
+                    eventually("deleted (finalizer done)", SHORT, || async {
+                        mss.get_opt(&name).await.unwrap().is_none().then_some(())
+                    })
+                    .await;
+                }
+            }
+        })
+        .await;
+    let selector = format!("e6data.io/owner-namespace={ns}");
+    let lp = kube::api::ListParams::default().labels(&selector);
+    let (crs, crbs) = (Api::<ClusterRole>::all(client.clone()), Api::<ClusterRoleBinding>::all(client.clone()));
+    // Reconciles still queued when the last delete returned get their chance to misbehave.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let mut left: Vec<String> = crs.list_metadata(&lp).await.unwrap().items.iter().map(|o| o.name_any()).collect();
+    left.extend(crbs.list_metadata(&lp).await.unwrap().items.iter().map(|o| format!("binding {}", o.name_any())));
+    assert!(left.is_empty(), "cluster-scoped children left after {} cycles: {left:?}", WORKERS * CYCLES);
+}

@@ -11,8 +11,10 @@ mod dereference;
 mod drift;
 mod flow;
 pub mod leader;
+pub mod own_pod;
 mod reconcile;
 mod refusals;
+mod sweep;
 pub mod traced;
 pub mod watch;
 
@@ -217,6 +219,7 @@ async fn wire(
         secrets,
         greptime: greptime.as_ref().map(|(s, _)| s.clone()),
     };
+    tokio::spawn(sweep::run(client.clone(), caches.children.clone(), ms_store.clone(), ctx.settings.namespace.clone()));
     if ctx.caches.set(caches).is_err() {
         warn!("watch caches were already set up");
     }

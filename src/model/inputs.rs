@@ -5,7 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::api::{Cloud, MonitoringServices};
 
-/// Default image for the per-node discovery sidecar: this operator's own image.
+/// Image of the per-node discovery sidecar when the operator cannot read its own image: the
+/// name `.github/workflows/release.yaml` publishes this version under.
 pub const DEFAULT_DISCOVERY_IMAGE: &str = concat!("ghcr.io/e6data/monitoring-operator:", env!("CARGO_PKG_VERSION"));
 
 /// Operator-level settings that go into the rendered children (set by the admin, never by a
