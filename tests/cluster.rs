@@ -40,6 +40,7 @@ async fn child_names(client: &Client, ns: &str, name: &str) -> BTreeSet<(Kind, S
     collect!(ServiceAccount, Kind::ServiceAccount);
     collect!(Role, Kind::Role);
     collect!(RoleBinding, Kind::RoleBinding);
+    collect!(k8s_openapi::api::core::v1::Secret, Kind::Secret);
     collect!(ConfigMap, Kind::ConfigMap);
     collect!(DaemonSet, Kind::DaemonSet);
     let clp = ListParams::default().labels(&format!("e6data.io/owner-namespace={ns},e6data.io/owner-name={name}"));

@@ -3,7 +3,7 @@
 //! follows the Vector 0.57 rules in docs/vector-notes.md.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests and benches fail loudly by design
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use monitoring_operator::api::MonitoringServices;
 use monitoring_operator::discover::Settings;
@@ -53,13 +53,23 @@ fn seed_examples_render_the_seed_child_set() {
         let got = names(&children(&ms));
         let k = |kind, n: &str| (kind, n.to_string());
         let mut want = BTreeSet::new();
-        if ms.spec.vector_logs.is_some() {
+        // Plain-text environmentVariables values go into a Secret of the operator's.
+        let plain = |env: &BTreeMap<String, monitoring_operator::api::EnvValue>| {
+            env.values().any(|v| matches!(v, monitoring_operator::api::EnvValue::Plain(_)))
+        };
+        if let Some(logs) = &ms.spec.vector_logs {
             want.insert(k(Kind::ConfigMap, "monitoring-vector-logs-config"));
             want.insert(k(Kind::DaemonSet, "monitoring-vector-logs"));
+            if plain(&logs.container.environment_variables) {
+                want.insert(k(Kind::Secret, "monitoring-vector-logs-env"));
+            }
         }
-        if ms.spec.vector_metrics.is_some() {
+        if let Some(metrics) = &ms.spec.vector_metrics {
             want.insert(k(Kind::ConfigMap, "monitoring-vector-metrics-config"));
             want.insert(k(Kind::DaemonSet, "monitoring-vector-metrics"));
+            if plain(&metrics.container.environment_variables) {
+                want.insert(k(Kind::Secret, "monitoring-vector-metrics-env"));
+            }
         }
         if ms.spec.service_account.is_none() {
             want.insert(k(Kind::ServiceAccount, "monitoring-vector"));
@@ -107,10 +117,39 @@ fn environment_variables_plain_and_value_from() {
         let ds = children(ms).into_iter().find(|c| c.name() == "monitoring-vector-logs").unwrap();
         ds.object.data["spec"]["template"]["spec"]["containers"][0]["env"].clone()
     };
+    // Plain values are read from the operator's Secret: the DaemonSet never holds them.
     let plain = env_of("seed-4.2-0.yaml");
-    assert!(
-        plain.as_array().unwrap().iter().any(|e| e["name"] == "AWS_ACCESS_KEY_ID" && e["value"] == "YOUR_ACCESS_KEY")
+    let id = plain.as_array().unwrap().iter().find(|e| e["name"] == "AWS_ACCESS_KEY_ID").unwrap();
+    assert_eq!(
+        id["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "monitoring-vector-logs-env", "key": "AWS_ACCESS_KEY_ID", "optional": false})
     );
+    let (_, ms) = all.iter().find(|(f, _)| f == "seed-4.2-0.yaml").unwrap();
+    let rendered = children(ms);
+    let ds_text = serde_json::to_string(
+        &rendered.iter().filter(|c| c.kind == Kind::DaemonSet).map(|c| &c.object).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    assert!(
+        !ds_text.contains("YOUR_SECRET_KEY") && !ds_text.contains("YOUR_ACCESS_KEY"),
+        "a plain value in a DaemonSet"
+    );
+    let secret = rendered.iter().find(|c| c.kind == Kind::Secret && c.name() == "monitoring-vector-logs-env").unwrap();
+    let data = &secret.object.data["data"];
+    let decoded = |k: &str| String::from_utf8(base64_decode(data[k].as_str().unwrap())).unwrap();
+    assert_eq!(
+        (decoded("AWS_ACCESS_KEY_ID"), decoded("AWS_SECRET_ACCESS_KEY")),
+        ("YOUR_ACCESS_KEY".into(), "YOUR_SECRET_KEY".into())
+    );
+    // A changed value rolls the collectors (they read env at start only).
+    let mut changed = ms.clone();
+    let env = &mut changed.spec.vector_logs.as_mut().unwrap().container.environment_variables;
+    env.insert("AWS_SECRET_ACCESS_KEY".into(), monitoring_operator::api::EnvValue::Plain("rotated".into()));
+    let hash = |ms: &MonitoringServices| {
+        let ds = children(ms).into_iter().find(|c| c.name() == "monitoring-vector-logs").unwrap();
+        ds.object.data["spec"]["template"]["metadata"]["annotations"]["e6data.io/config-hash"].clone()
+    };
+    assert_ne!(hash(ms), hash(&changed));
     let secret = env_of("seed-4.2-2.yaml");
     let key = secret.as_array().unwrap().iter().find(|e| e["name"] == "AWS_SECRET_ACCESS_KEY").unwrap();
     assert_eq!(
@@ -118,6 +157,20 @@ fn environment_variables_plain_and_value_from() {
         serde_json::json!({"name": "s3-credentials", "key": "AWS_SECRET_ACCESS_KEY"})
     );
     assert!(secret.as_array().unwrap().iter().any(|e| e["name"] == "VECTOR_SELF_NODE_NAME"));
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let (mut out, mut acc, mut bits) = (Vec::new(), 0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        acc = (acc << 6) | ALPHABET.iter().position(|a| *a == c).unwrap() as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    out
 }
 
 #[test]

@@ -218,6 +218,7 @@ pub async fn sync(
         role_bindings,
         cluster_roles,
         cluster_role_bindings,
+        secrets,
         config_maps,
         daemon_sets,
         deployments,
@@ -261,6 +262,8 @@ pub async fn sync(
         c.map(|c| &c.cluster_role_bindings),
     )
     .await?;
+    let secret =
+        Plan::new(namespaced(client, namespace), Kind::Secret, &ns_sel, secrets, c.map(|c| &c.secrets)).await?;
     let cm = Plan::new(namespaced(client, namespace), Kind::ConfigMap, &ns_sel, config_maps, c.map(|c| &c.config_maps))
         .await?;
     let ds = Plan::new(namespaced(client, namespace), Kind::DaemonSet, &ns_sel, daemon_sets, c.map(|c| &c.daemon_sets))
@@ -276,6 +279,7 @@ pub async fn sync(
     rb.dry_run().await?;
     cr_.dry_run().await?;
     crb.dry_run().await?;
+    secret.dry_run().await?;
     cm.dry_run().await?;
     ds.dry_run().await?;
     deploy.dry_run().await?;
@@ -296,6 +300,7 @@ pub async fn sync(
         role_bindings,
         cluster_roles,
         cluster_role_bindings,
+        secrets: secret.apply(&mut out).await?,
         config_maps: cm.apply(&mut out).await?,
         daemon_sets: ds.apply(&mut out).await?,
         deployments: deploy.apply(&mut out).await?,

@@ -183,6 +183,7 @@ async fn wire(
     let (cluster_roles, cr_events) = watch::cached(Api::<ClusterRole>::all(client.clone()), children.clone());
     let (cluster_role_bindings, crb_events) =
         watch::cached(Api::<ClusterRoleBinding>::all(client.clone()), children.clone());
+    let (owned_secrets, owned_secret_events) = watch::cached(scoped::<Secret>(&client, ns), children.clone());
     let (config_maps, cm_events) = watch::cached(scoped::<ConfigMap>(&client, ns), children.clone());
     let (daemon_sets, ds_events) = watch::cached(scoped::<DaemonSet>(&client, ns), children.clone());
     let (deployments, deploy_events) = watch::cached(scoped::<Deployment>(&client, ns), children.clone());
@@ -211,6 +212,7 @@ async fn wire(
             role_bindings,
             cluster_roles,
             cluster_role_bindings,
+            secrets: owned_secrets,
             config_maps,
             daemon_sets,
             deployments,
@@ -292,6 +294,7 @@ async fn wire(
         .owns_stream(deploy_events.touched_objects())
         .owns_stream(svc_events.touched_objects())
         .owns_stream(cm_events.touched_objects())
+        .owns_stream(owned_secret_events.touched_objects())
         .owns_stream(sa_events.touched_objects())
         .owns_stream(role_events.touched_objects())
         .owns_stream(rb_events.touched_objects())

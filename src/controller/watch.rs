@@ -155,6 +155,8 @@ pub struct ChildCaches {
     pub role_bindings: Store<RoleBinding>,
     pub cluster_roles: Store<ClusterRole>,
     pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    /// The operator's own Secrets (plain env values) only: selected by label.
+    pub secrets: Store<Secret>,
     pub config_maps: Store<ConfigMap>,
     pub daemon_sets: Store<DaemonSet>,
     pub deployments: Store<Deployment>,

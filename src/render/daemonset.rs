@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
 
 use super::configmap::{CONFIG_KEY, DISCOVERY_KEY};
+use super::env_secret;
 use super::meta::{self, Component};
 use super::pod::{
     CONFIG_DIR, field_env, hardened, health_probe, host_path, mount, pod_security, pull_secrets, resources,
@@ -118,7 +119,7 @@ pub fn render(
     ];
     // A user value replaces ours (e.g. VECTOR_LOG=debug): env names must be unique.
     env.retain(|e| !c.env.iter().any(|u| u.name == e.name));
-    env.extend(c.env.iter().cloned());
+    env.extend(env_secret::referenced(m, comp, &c.env));
 
     let mut volumes = vec![
         Volume {

@@ -5,6 +5,7 @@
 mod configmap;
 mod daemonset;
 pub use daemonset::FLOW_PORT;
+mod env_secret;
 pub mod meta;
 mod pod;
 mod rbac;
@@ -14,7 +15,7 @@ mod traces;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
-use k8s_openapi::api::core::v1::{ConfigMap, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DynamicObject};
@@ -47,6 +48,7 @@ pub enum Kind {
     RoleBinding,
     ClusterRole,
     ClusterRoleBinding,
+    Secret,
     ConfigMap,
     DaemonSet,
     Deployment,
@@ -54,12 +56,13 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 9] = [
+    pub const ALL: [Kind; 10] = [
         Kind::ServiceAccount,
         Kind::Role,
         Kind::RoleBinding,
         Kind::ClusterRole,
         Kind::ClusterRoleBinding,
+        Kind::Secret,
         Kind::ConfigMap,
         Kind::DaemonSet,
         Kind::Deployment,
@@ -68,7 +71,7 @@ impl Kind {
 
     pub fn api_resource(self) -> ApiResource {
         let (g, v) = match self {
-            Kind::ServiceAccount | Kind::ConfigMap | Kind::Service => ("", "v1"),
+            Kind::ServiceAccount | Kind::Secret | Kind::ConfigMap | Kind::Service => ("", "v1"),
             Kind::DaemonSet | Kind::Deployment => ("apps", "v1"),
             Kind::Role | Kind::RoleBinding | Kind::ClusterRole | Kind::ClusterRoleBinding => {
                 ("rbac.authorization.k8s.io", "v1")
@@ -88,6 +91,7 @@ impl Kind {
             Kind::RoleBinding => "RoleBinding",
             Kind::ClusterRole => "ClusterRole",
             Kind::ClusterRoleBinding => "ClusterRoleBinding",
+            Kind::Secret => "Secret",
             Kind::ConfigMap => "ConfigMap",
             Kind::DaemonSet => "DaemonSet",
             Kind::Deployment => "Deployment",
@@ -105,6 +109,8 @@ pub struct Children {
     pub role_bindings: Vec<RoleBinding>,
     pub cluster_roles: Vec<ClusterRole>,
     pub cluster_role_bindings: Vec<ClusterRoleBinding>,
+    /// The collectors' plain-text `environmentVariables` values.
+    pub secrets: Vec<Secret>,
     pub config_maps: Vec<ConfigMap>,
     pub daemon_sets: Vec<DaemonSet>,
     pub deployments: Vec<Deployment>,
@@ -143,6 +149,7 @@ impl Children {
             role_bindings,
             cluster_roles,
             cluster_role_bindings,
+            secrets,
             config_maps,
             daemon_sets,
             deployments,
@@ -164,6 +171,7 @@ impl Children {
         push(&mut out, Kind::RoleBinding, role_bindings)?;
         push(&mut out, Kind::ClusterRole, cluster_roles)?;
         push(&mut out, Kind::ClusterRoleBinding, cluster_role_bindings)?;
+        push(&mut out, Kind::Secret, secrets)?;
         push(&mut out, Kind::ConfigMap, config_maps)?;
         push(&mut out, Kind::DaemonSet, daemon_sets)?;
         push(&mut out, Kind::Deployment, deployments)?;
@@ -186,7 +194,15 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
                 .map_err(|e| serialise_err("logs discovery settings")(&e))?;
             data.insert(configmap::DISCOVERY_KEY.to_string(), settings);
         }
-        let hash = config_hash(&data.clone().into_iter().chain(pod::secret_versions(&logs.secrets)).collect());
+        let hash = config_hash(
+            &data
+                .clone()
+                .into_iter()
+                .chain(pod::secret_versions(&logs.secrets))
+                .chain(env_hash_input(&logs.env))
+                .collect(),
+        );
+        out.secrets.extend(env_secret::render(m, owner, meta::Component::Logs, &logs.env));
         out.config_maps.push(configmap::render(m, owner, meta::Component::Logs, data));
         out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Logs, logs, hash, cfg.id));
     }
@@ -199,8 +215,15 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
             (configmap::CONFIG_KEY.to_string(), config),
             (configmap::DISCOVERY_KEY.to_string(), settings),
         ]);
-        let hash =
-            config_hash(&data.clone().into_iter().chain(pod::secret_versions(&metrics.common.secrets)).collect());
+        let hash = config_hash(
+            &data
+                .clone()
+                .into_iter()
+                .chain(pod::secret_versions(&metrics.common.secrets))
+                .chain(env_hash_input(&metrics.common.env))
+                .collect(),
+        );
+        out.secrets.extend(env_secret::render(m, owner, meta::Component::Metrics, &metrics.common.env));
         out.config_maps.push(configmap::render(m, owner, meta::Component::Metrics, data));
         out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash, cfg.id));
     }
@@ -213,6 +236,12 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
         out.services.push(traces::service(m, owner));
     }
     Ok(out)
+}
+
+/// The plain env values enter the pod template's hash (a changed value rolls the collectors,
+/// which read env only at start), together with the whole configuration, never on their own.
+fn env_hash_input(env: &[k8s_openapi::api::core::v1::EnvVar]) -> BTreeMap<String, String> {
+    env_secret::plain_values(env).into_iter().map(|(k, v)| (format!("env {k}"), v)).collect()
 }
 
 /// The rendered children as a multi-document YAML stream (the `render` subcommand, golden files).
