@@ -76,6 +76,11 @@ enum Command {
         /// clear after one.
         #[arg(long, env = "FLOW_WINDOW_SECS", default_value_t = model::DEFAULT_FLOW_WINDOW_SECS)]
         flow_window_secs: u64,
+        /// A NetworkPolicy per collector: ingress only to its metrics (9598) and flow (9599)
+        /// ports; egress only to DNS, the apiserver, its sinks' ports and (metrics) the pods it
+        /// scrapes. Needs a CNI that enforces NetworkPolicy.
+        #[arg(long, env = "COLLECTOR_NETWORK_POLICY", default_value_t = false, action = clap::ArgAction::Set)]
+        collector_network_policy: bool,
         /// Leader election: only the replica holding the Lease reconciles; the others serve
         /// /metrics (leader 0) and take over when it goes. Off: this process always reconciles
         /// (run exactly one).
@@ -157,6 +162,7 @@ async fn main() -> anyhow::Result<()> {
             flow_interval_secs,
             flow_concurrency,
             flow_window_secs,
+            collector_network_policy,
             leader_election,
             lease_name,
             lease_namespace,
@@ -242,6 +248,7 @@ async fn main() -> anyhow::Result<()> {
                         .map_err(|e| anyhow::anyhow!("--pinned-tenants {e}"))?,
                 },
                 leader,
+                network_policy: collector_network_policy,
                 ..Default::default()
             };
             tracing::info!(policy = ?settings.policy, "tenancy policy");

@@ -800,3 +800,33 @@ async fn own_image_is_read_from_the_operators_pod() {
     assert_eq!(own.as_deref(), Some("registry.example/mo:1.2.3"));
     assert_eq!(controller::own_pod::own_image(&client, &ns, "not-there").await, None);
 }
+
+/// `--collector-network-policy`: the apiserver takes the collectors' NetworkPolicies, and a
+/// collector turned off loses its policy with it.
+#[tokio::test]
+async fn collector_network_policies_are_applied_and_removed() {
+    let client = env().client().await;
+    let ns = namespace(&client, "netpol").await;
+    start_controller_with(controller::Settings {
+        namespace: Some(ns.clone()),
+        network_policy: true,
+        ..Default::default()
+    })
+    .await;
+    create(&client, &ns, ms_json("mon", basic_spec())).await.unwrap();
+    let policies = Api::<k8s_openapi::api::networking::v1::NetworkPolicy>::namespaced(client.clone(), &ns);
+    let names = || async {
+        let list = policies.list(&ListParams::default()).await.unwrap();
+        list.items.iter().map(|p| p.name_any()).collect::<BTreeSet<_>>()
+    };
+    eventually("both collectors' NetworkPolicies", SHORT, || async {
+        (names().await == BTreeSet::from(["mon-vector-logs".to_string(), "mon-vector-metrics".to_string()]))
+            .then_some(())
+    })
+    .await;
+    patch_spec(&client, &ns, "mon", json!({"vectorMetrics": {"enabled": false}})).await;
+    eventually("the metrics collector's policy removed", SHORT, || async {
+        (names().await == BTreeSet::from(["mon-vector-logs".to_string()])).then_some(())
+    })
+    .await;
+}

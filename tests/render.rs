@@ -688,3 +688,63 @@ fn collector_pods_name_the_config_id_their_vector_reports() {
     ms.spec.workspace = "another-workspace".into();
     assert_ne!(id(&ms), before);
 }
+
+/// With the admin's `--collector-network-policy`, each collector gets a NetworkPolicy: ingress
+/// only on its metrics and flow ports, egress to DNS, the apiserver, its sinks' ports, and
+/// (metrics) the pods of the namespaces it scrapes — all namespaces only when cluster-wide.
+#[test]
+fn collector_network_policies_follow_the_configuration() {
+    let policies = |file: &str, edit: &dyn Fn(&mut MonitoringServices)| -> BTreeMap<String, Value> {
+        let (_, mut ms) = seed_examples().into_iter().find(|(f, _)| f == file).unwrap();
+        edit(&mut ms);
+        let mut deref = model::Dereferenced::assumed(&ms);
+        deref.operator.network_policy = true;
+        let m = model::build(&ms, &deref).unwrap();
+        let out = render::render(&m, None).unwrap().to_list().unwrap();
+        out.into_iter()
+            .filter(|c| c.kind == Kind::NetworkPolicy)
+            .map(|c| (c.name().to_string(), c.object.data["spec"].clone()))
+            .collect()
+    };
+    let ports = |spec: &Value, rule: usize| -> Vec<(String, i64)> {
+        spec["egress"][rule]["ports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["protocol"].as_str().unwrap().to_string(), p["port"].as_i64().unwrap()))
+            .collect()
+    };
+    // Namespace-scoped (4.1): metrics scrape only its own namespace.
+    let ns_scoped = policies("seed-4.1-0.yaml", &|_| {});
+    assert_eq!(ns_scoped.keys().collect::<Vec<_>>(), ["monitoring-vector-logs", "monitoring-vector-metrics"]);
+    let logs = &ns_scoped["monitoring-vector-logs"];
+    assert_eq!(logs["podSelector"]["matchLabels"]["app.kubernetes.io/name"], "vector-logs");
+    assert_eq!(logs["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+    let ingress: Vec<i64> =
+        logs["ingress"][0]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect();
+    assert_eq!(ingress, [9598, 9599]);
+    assert_eq!(ports(logs, 0), [("UDP".into(), 53), ("TCP".into(), 53)]);
+    assert_eq!(ports(logs, 1), [("TCP".into(), 443), ("TCP".into(), 6443)]);
+    assert_eq!(logs["egress"].as_array().unwrap().len(), 2, "the logs collector scrapes nothing");
+    let metrics = &ns_scoped["monitoring-vector-metrics"];
+    assert_eq!(
+        metrics["egress"][2]["to"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"],
+        ms_namespace("seed-4.1-0.yaml")
+    );
+    // Cluster-wide (4.5): scrape targets in every namespace.
+    let cluster = policies("seed-4.5-0.yaml", &|_| {});
+    assert_eq!(cluster["monitoring-vector-metrics"]["egress"][2]["to"][0]["namespaceSelector"], serde_json::json!({}));
+    // A Loki output on its own port and a custom S3 endpoint open exactly those ports.
+    let loki = policies("seed-4.1-0.yaml", &|ms| {
+        let logs = ms.spec.vector_logs.as_mut().unwrap();
+        logs.archive.s3_endpoint = Some("http://minio.storage.svc:9000".into());
+        logs.loki = Some(serde_json::from_value(serde_json::json!({"endpoint": "http://loki.loki.svc:3100"})).unwrap());
+    });
+    let tcp: Vec<i64> = ports(&loki["monitoring-vector-logs"], 1).into_iter().map(|(_, p)| p).collect();
+    assert_eq!(tcp, [443, 3100, 6443, 9000]);
+}
+
+fn ms_namespace(file: &str) -> String {
+    let (_, ms) = seed_examples().into_iter().find(|(f, _)| f == file).unwrap();
+    ms.metadata.namespace.unwrap()
+}

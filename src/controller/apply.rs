@@ -21,7 +21,7 @@ use tracing::info;
 
 use super::drift;
 use super::traced::traced;
-use super::watch::{self, ChildCaches};
+use super::watch::{self, Applied, ChildCaches};
 use crate::error::Error;
 use crate::render::meta::{self, MANAGER};
 use crate::render::{Children, Kind};
@@ -96,19 +96,21 @@ struct Plan<K: ChildKind> {
     desired: Vec<K>,
     live: BTreeMap<String, K>,
     changed: Vec<bool>,
+    applied: Option<Applied>,
 }
 
 impl<K: ChildKind> Plan<K> {
     /// `cache`: the kind's watch cache (read instead of listing: an unchanged resource costs
-    /// no request); None lists.
+    /// no request) and what this process applied that the cache may not show yet; None lists.
     async fn new(
         api: Api<K>,
         kind: Kind,
         selector: &str,
         desired: Vec<K>,
-        cache: Option<&Store<K>>,
+        cache: Option<(&Store<K>, &Applied)>,
     ) -> Result<Plan<K>, SyncError> {
-        let listed = match cache {
+        let applied = cache.map(|(_, a)| a.clone());
+        let listed = match cache.map(|(s, _)| s) {
             Some(store) => watch::select(store, api.namespace(), selector)
                 .await
                 .map_err(|why| Error::CacheNotReady { kind: kind.name(), why })?,
@@ -120,16 +122,30 @@ impl<K: ChildKind> Plan<K> {
                     .items
             }
         };
-        let live: BTreeMap<String, K> = listed.into_iter().map(|o| (o.name_any(), o)).collect();
+        let mut live: BTreeMap<String, K> = listed.into_iter().map(|o| (o.name_any(), o)).collect();
         let mut desired = desired;
         let mut changed = Vec::with_capacity(desired.len());
+        let ns = api_namespace(&api).to_string();
         for obj in desired.iter_mut() {
             let hash = stamp_hash(obj)?;
-            let same = live.get(&obj.name_any()).is_some_and(|l| {
+            let name = obj.name_any();
+            // Our own write of this very object, newer than the cached copy (its watch event
+            // is still on the way): the apiserver's answer to it stands in for the cache.
+            if let Some(a) = &applied
+                && let Some(ours) =
+                    a.newer_than(kind, &ns, &name, &hash, live.get(&name).and_then(|l| l.resource_version()))
+            {
+                live.insert(name.clone(), ours);
+            }
+            let same = live.get(&name).is_some_and(|l| {
                 if l.annotations().get(ANNOTATION_APPLIED_HASH) != Some(&hash) {
                     return false;
                 }
-                if drift::foreign_owner(l.managed_fields()) {
+                let foreign = match l.annotations().get(watch::ANNOTATION_FOREIGN_OWNER) {
+                    Some(v) => v == "true",
+                    None => drift::foreign_owner(l.managed_fields()),
+                };
+                if foreign {
                     info!(kind = kind.name(), name = %obj.name_any(), "another field manager owns our fields: re-applying");
                     return false;
                 }
@@ -141,7 +157,7 @@ impl<K: ChildKind> Plan<K> {
             });
             changed.push(!same);
         }
-        Ok(Plan { api, kind, desired, live, changed })
+        Ok(Plan { api, kind, desired, live, changed, applied })
     }
 
     fn changed(&self) -> impl Iterator<Item = &K> {
@@ -164,7 +180,7 @@ impl<K: ChildKind> Plan<K> {
     async fn apply(self, stats: &mut Synced) -> Result<Vec<K>, SyncError> {
         let pp = PatchParams::apply(MANAGER).force();
         let ns = api_namespace(&self.api).to_string();
-        let Plan { api, kind, desired, mut live, changed } = self;
+        let Plan { api, kind, desired, mut live, changed, applied: memory } = self;
         let mut out = Vec::with_capacity(desired.len());
         for (obj, changed) in desired.into_iter().zip(changed) {
             let name = obj.name_any();
@@ -176,12 +192,18 @@ impl<K: ChildKind> Plan<K> {
                         .await
                         .map_err(|e| classify(kind, &name, e))?;
                     stats.applied += 1;
+                    if let Some(m) = &memory {
+                        m.record(kind, &ns, &name, &applied);
+                    }
                     out.push(applied);
                 }
             }
         }
         // What is left was not rendered: an orphan of an earlier spec.
         for name in live.into_keys() {
+            if let Some(m) = &memory {
+                m.forget(kind, &ns, &name);
+            }
             match traced("delete", kind.name(), &ns, &name, api.delete(&name, &DeleteParams::background())).await {
                 Ok(_) => stats.deleted += 1,
                 Err(kube::Error::Api(e)) if e.code == 404 => {}
@@ -223,6 +245,7 @@ pub async fn sync(
         daemon_sets,
         deployments,
         services,
+        network_policies,
     } = children;
     let ns_sel = meta::children_selector(cr);
     let cluster_sel = meta::cluster_children_selector(namespace, cr);
@@ -234,16 +257,17 @@ pub async fn sync(
         Kind::ServiceAccount,
         &ns_sel,
         service_accounts,
-        c.map(|c| &c.service_accounts),
+        c.map(|c| (&c.service_accounts, &c.applied)),
     )
     .await?;
-    let role = Plan::new(namespaced(client, namespace), Kind::Role, &ns_sel, roles, c.map(|c| &c.roles)).await?;
+    let role =
+        Plan::new(namespaced(client, namespace), Kind::Role, &ns_sel, roles, c.map(|c| (&c.roles, &c.applied))).await?;
     let rb = Plan::new(
         namespaced(client, namespace),
         Kind::RoleBinding,
         &ns_sel,
         role_bindings,
-        c.map(|c| &c.role_bindings),
+        c.map(|c| (&c.role_bindings, &c.applied)),
     )
     .await?;
     let cr_ = Plan::new(
@@ -251,7 +275,7 @@ pub async fn sync(
         Kind::ClusterRole,
         &cluster_sel,
         cluster_roles,
-        c.map(|c| &c.cluster_roles),
+        c.map(|c| (&c.cluster_roles, &c.applied)),
     )
     .await?;
     let crb = Plan::new(
@@ -259,20 +283,52 @@ pub async fn sync(
         Kind::ClusterRoleBinding,
         &cluster_sel,
         cluster_role_bindings,
-        c.map(|c| &c.cluster_role_bindings),
+        c.map(|c| (&c.cluster_role_bindings, &c.applied)),
     )
     .await?;
     let secret =
-        Plan::new(namespaced(client, namespace), Kind::Secret, &ns_sel, secrets, c.map(|c| &c.secrets)).await?;
-    let cm = Plan::new(namespaced(client, namespace), Kind::ConfigMap, &ns_sel, config_maps, c.map(|c| &c.config_maps))
-        .await?;
-    let ds = Plan::new(namespaced(client, namespace), Kind::DaemonSet, &ns_sel, daemon_sets, c.map(|c| &c.daemon_sets))
-        .await?;
-    let deploy =
-        Plan::new(namespaced(client, namespace), Kind::Deployment, &ns_sel, deployments, c.map(|c| &c.deployments))
+        Plan::new(namespaced(client, namespace), Kind::Secret, &ns_sel, secrets, c.map(|c| (&c.secrets, &c.applied)))
             .await?;
-    let svc =
-        Plan::new(namespaced(client, namespace), Kind::Service, &ns_sel, services, c.map(|c| &c.services)).await?;
+    let cm = Plan::new(
+        namespaced(client, namespace),
+        Kind::ConfigMap,
+        &ns_sel,
+        config_maps,
+        c.map(|c| (&c.config_maps, &c.applied)),
+    )
+    .await?;
+    let ds = Plan::new(
+        namespaced(client, namespace),
+        Kind::DaemonSet,
+        &ns_sel,
+        daemon_sets,
+        c.map(|c| (&c.daemon_sets, &c.applied)),
+    )
+    .await?;
+    let deploy = Plan::new(
+        namespaced(client, namespace),
+        Kind::Deployment,
+        &ns_sel,
+        deployments,
+        c.map(|c| (&c.deployments, &c.applied)),
+    )
+    .await?;
+    let svc = Plan::new(
+        namespaced(client, namespace),
+        Kind::Service,
+        &ns_sel,
+        services,
+        c.map(|c| (&c.services, &c.applied)),
+    )
+    .await?;
+    let netpol = Plan::new(
+        namespaced(client, namespace),
+        Kind::NetworkPolicy,
+        &ns_sel,
+        network_policies,
+        c.map(|c| (&c.network_policies, &c.applied)),
+    )
+    .await?;
 
     sa.dry_run().await?;
     role.dry_run().await?;
@@ -284,6 +340,7 @@ pub async fn sync(
     ds.dry_run().await?;
     deploy.dry_run().await?;
     svc.dry_run().await?;
+    netpol.dry_run().await?;
 
     let mut out = Synced::default();
     // Identity and RBAC before the config, the config before the workloads that mount it.
@@ -305,6 +362,7 @@ pub async fn sync(
         daemon_sets: ds.apply(&mut out).await?,
         deployments: deploy.apply(&mut out).await?,
         services: svc.apply(&mut out).await?,
+        network_policies: netpol.apply(&mut out).await?,
     };
     out.live = live;
     Ok(out)

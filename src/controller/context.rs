@@ -43,6 +43,8 @@ pub struct Settings {
     pub flow_timeout: Duration,
     /// Shortest flow window rendered into the collectors' sidecars.
     pub flow_window_secs: u64,
+    /// A NetworkPolicy per collector (`--collector-network-policy`).
+    pub network_policy: bool,
     /// Leader election (None: this process always leads, e.g. one replica or tests).
     pub leader: Option<super::leader::LeaderSettings>,
 }
@@ -62,6 +64,7 @@ impl Default for Settings {
             flow_timeout: Duration::from_secs(3),
             flow_window_secs: crate::model::DEFAULT_FLOW_WINDOW_SECS,
             leader: None,
+            network_policy: false,
         }
     }
 }
@@ -69,7 +72,11 @@ impl Default for Settings {
 impl Settings {
     /// The part of the settings that goes into rendered children.
     pub fn operator(&self) -> OperatorSettings {
-        OperatorSettings { discovery_image: self.discovery_image.clone(), flow_window_secs: self.flow_window_secs }
+        OperatorSettings {
+            discovery_image: self.discovery_image.clone(),
+            flow_window_secs: self.flow_window_secs,
+            network_policy: self.network_policy,
+        }
     }
 }
 

@@ -177,17 +177,21 @@ async fn wire(
                 .within(l.get(meta::LABEL_OWNER_NAMESPACE)?),
         )
     }
-    let (service_accounts, sa_events) = watch::cached(scoped::<ServiceAccount>(&client, ns), children.clone());
-    let (roles, role_events) = watch::cached(scoped::<Role>(&client, ns), children.clone());
-    let (role_bindings, rb_events) = watch::cached(scoped::<RoleBinding>(&client, ns), children.clone());
-    let (cluster_roles, cr_events) = watch::cached(Api::<ClusterRole>::all(client.clone()), children.clone());
+    let (service_accounts, sa_events) = watch::cached_children(scoped::<ServiceAccount>(&client, ns), children.clone());
+    let (roles, role_events) = watch::cached_children(scoped::<Role>(&client, ns), children.clone());
+    let (role_bindings, rb_events) = watch::cached_children(scoped::<RoleBinding>(&client, ns), children.clone());
+    let (cluster_roles, cr_events) = watch::cached_children(Api::<ClusterRole>::all(client.clone()), children.clone());
     let (cluster_role_bindings, crb_events) =
-        watch::cached(Api::<ClusterRoleBinding>::all(client.clone()), children.clone());
-    let (owned_secrets, owned_secret_events) = watch::cached(scoped::<Secret>(&client, ns), children.clone());
-    let (config_maps, cm_events) = watch::cached(scoped::<ConfigMap>(&client, ns), children.clone());
-    let (daemon_sets, ds_events) = watch::cached(scoped::<DaemonSet>(&client, ns), children.clone());
-    let (deployments, deploy_events) = watch::cached(scoped::<Deployment>(&client, ns), children.clone());
-    let (services, svc_events) = watch::cached(scoped::<Service>(&client, ns), children.clone());
+        watch::cached_children(Api::<ClusterRoleBinding>::all(client.clone()), children.clone());
+    let (owned_secrets, owned_secret_events) = watch::cached_children(scoped::<Secret>(&client, ns), children.clone());
+    let (config_maps, cm_events) = watch::cached_children(scoped::<ConfigMap>(&client, ns), children.clone());
+    let (daemon_sets, ds_events) = watch::cached_children(scoped::<DaemonSet>(&client, ns), children.clone());
+    let (deployments, deploy_events) = watch::cached_children(scoped::<Deployment>(&client, ns), children.clone());
+    let (services, svc_events) = watch::cached_children(scoped::<Service>(&client, ns), children.clone());
+    let (network_policies, netpol_events) = watch::cached_children(
+        scoped::<k8s_openapi::api::networking::v1::NetworkPolicy>(&client, ns),
+        children.clone(),
+    );
     // Secrets an output names: metadata only, the operator never receives Secret values
     // through the watch (kube asks for metadata only when the type is `PartialObjectMeta`).
     let (secrets, secret_events) =
@@ -217,6 +221,8 @@ async fn wire(
             daemon_sets,
             deployments,
             services,
+            network_policies,
+            applied: Default::default(),
         },
         secrets,
         greptime: greptime.as_ref().map(|(s, _)| s.clone()),
@@ -293,6 +299,7 @@ async fn wire(
         .owns_stream(ds_events.touched_objects())
         .owns_stream(deploy_events.touched_objects())
         .owns_stream(svc_events.touched_objects())
+        .owns_stream(netpol_events.touched_objects())
         .owns_stream(cm_events.touched_objects())
         .owns_stream(owned_secret_events.touched_objects())
         .owns_stream(sa_events.touched_objects())

@@ -17,6 +17,8 @@ pub struct OperatorSettings {
     pub discovery_image: String,
     /// Shortest flow window of the collectors' sidecars (longer when a batch timeout needs it).
     pub flow_window_secs: u64,
+    /// The admin's `--collector-network-policy`: a NetworkPolicy per collector.
+    pub network_policy: bool,
 }
 
 /// Default shortest flow window.
@@ -24,7 +26,11 @@ pub const DEFAULT_FLOW_WINDOW_SECS: u64 = 60;
 
 impl Default for OperatorSettings {
     fn default() -> Self {
-        OperatorSettings { discovery_image: DEFAULT_DISCOVERY_IMAGE.into(), flow_window_secs: DEFAULT_FLOW_WINDOW_SECS }
+        OperatorSettings {
+            discovery_image: DEFAULT_DISCOVERY_IMAGE.into(),
+            flow_window_secs: DEFAULT_FLOW_WINDOW_SECS,
+            network_policy: false,
+        }
     }
 }
 

@@ -68,6 +68,8 @@ pub struct Model {
     pub discovery_image: String,
     /// Shortest flow window of the sidecars (the admin's `--flow-window-secs`).
     pub flow_window_secs: u64,
+    /// A NetworkPolicy per collector (the admin's `--collector-network-policy`).
+    pub network_policy: bool,
 }
 
 impl Model {
@@ -189,6 +191,7 @@ pub fn build(ms: &MonitoringServices, deref: &Dereferenced) -> Result<Model, Spe
         metrics,
         discovery_image: deref.operator.discovery_image.clone(),
         flow_window_secs: deref.operator.flow_window_secs,
+        network_policy: deref.operator.network_policy,
     })
 }
 

@@ -7,6 +7,7 @@ mod daemonset;
 pub use daemonset::FLOW_PORT;
 mod env_secret;
 pub mod meta;
+mod network_policy;
 mod pod;
 mod rbac;
 mod service_account;
@@ -16,6 +17,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{ApiResource, DynamicObject};
@@ -53,10 +55,11 @@ pub enum Kind {
     DaemonSet,
     Deployment,
     Service,
+    NetworkPolicy,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 10] = [
+    pub const ALL: [Kind; 11] = [
         Kind::ServiceAccount,
         Kind::Role,
         Kind::RoleBinding,
@@ -67,12 +70,14 @@ impl Kind {
         Kind::DaemonSet,
         Kind::Deployment,
         Kind::Service,
+        Kind::NetworkPolicy,
     ];
 
     pub fn api_resource(self) -> ApiResource {
         let (g, v) = match self {
             Kind::ServiceAccount | Kind::Secret | Kind::ConfigMap | Kind::Service => ("", "v1"),
             Kind::DaemonSet | Kind::Deployment => ("apps", "v1"),
+            Kind::NetworkPolicy => ("networking.k8s.io", "v1"),
             Kind::Role | Kind::RoleBinding | Kind::ClusterRole | Kind::ClusterRoleBinding => {
                 ("rbac.authorization.k8s.io", "v1")
             }
@@ -96,6 +101,7 @@ impl Kind {
             Kind::DaemonSet => "DaemonSet",
             Kind::Deployment => "Deployment",
             Kind::Service => "Service",
+            Kind::NetworkPolicy => "NetworkPolicy",
         }
     }
 }
@@ -115,6 +121,8 @@ pub struct Children {
     pub daemon_sets: Vec<DaemonSet>,
     pub deployments: Vec<Deployment>,
     pub services: Vec<Service>,
+    /// Collector NetworkPolicies (the admin's `--collector-network-policy`).
+    pub network_policies: Vec<NetworkPolicy>,
 }
 
 /// One rendered child, untyped: for listings, the `render` subcommand and tests.
@@ -154,6 +162,7 @@ impl Children {
             daemon_sets,
             deployments,
             services,
+            network_policies,
         } = self;
         let mut out = Vec::new();
         fn push<T: Serialize + k8s_openapi::Resource>(
@@ -176,6 +185,7 @@ impl Children {
         push(&mut out, Kind::DaemonSet, daemon_sets)?;
         push(&mut out, Kind::Deployment, deployments)?;
         push(&mut out, Kind::Service, services)?;
+        push(&mut out, Kind::NetworkPolicy, network_policies)?;
         Ok(out)
     }
 }
@@ -205,6 +215,9 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
         out.secrets.extend(env_secret::render(m, owner, meta::Component::Logs, &logs.env));
         out.config_maps.push(configmap::render(m, owner, meta::Component::Logs, data));
         out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Logs, logs, hash, cfg.id));
+        if m.network_policy {
+            out.network_policies.push(network_policy::render(m, owner, meta::Component::Logs, logs, None));
+        }
     }
     if let Some(metrics) = &m.metrics {
         let cfg = vector::metrics::config(m, metrics);
@@ -226,6 +239,10 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
         out.secrets.extend(env_secret::render(m, owner, meta::Component::Metrics, &metrics.common.env));
         out.config_maps.push(configmap::render(m, owner, meta::Component::Metrics, data));
         out.daemon_sets.push(daemonset::render(m, owner, meta::Component::Metrics, &metrics.common, hash, cfg.id));
+        if m.network_policy {
+            let rw = metrics.remote_write.as_ref().map(|r| r.endpoint.as_str());
+            out.network_policies.push(network_policy::render(m, owner, meta::Component::Metrics, &metrics.common, rw));
+        }
     }
     if let Some(t) = &m.traces {
         let config = vector::traces::config(m, t).to_yaml().map_err(|e| serialise_err("traces config")(&e))?;
