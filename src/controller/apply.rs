@@ -11,7 +11,6 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
-use kube::runtime::reflector::Store;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -19,9 +18,10 @@ use sha2::{Digest, Sha256};
 
 use tracing::info;
 
+use super::compact::{self, Cache};
 use super::drift;
 use super::traced::traced;
-use super::watch::{self, Applied, ChildCaches};
+use super::watch::{Applied, ChildCaches};
 use crate::error::Error;
 use crate::render::meta::{self, MANAGER};
 use crate::render::{Children, Kind};
@@ -107,11 +107,12 @@ impl<K: ChildKind> Plan<K> {
         kind: Kind,
         selector: &str,
         desired: Vec<K>,
-        cache: Option<(&Store<K>, &Applied)>,
+        cache: Option<(&Cache<K>, &Applied)>,
     ) -> Result<Plan<K>, SyncError> {
         let applied = cache.map(|(_, a)| a.clone());
         let listed = match cache.map(|(s, _)| s) {
-            Some(store) => watch::select(store, api.namespace(), selector)
+            Some(cache) => cache
+                .select(api_namespace(&api), selector)
                 .await
                 .map_err(|why| Error::CacheNotReady { kind: kind.name(), why })?,
             None => {
@@ -141,7 +142,7 @@ impl<K: ChildKind> Plan<K> {
                 if l.annotations().get(ANNOTATION_APPLIED_HASH) != Some(&hash) {
                     return false;
                 }
-                let foreign = match l.annotations().get(watch::ANNOTATION_FOREIGN_OWNER) {
+                let foreign = match l.annotations().get(compact::ANNOTATION_FOREIGN_OWNER) {
                     Some(v) => v == "true",
                     None => drift::foreign_owner(l.managed_fields()),
                 };

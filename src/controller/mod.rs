@@ -6,6 +6,7 @@
 pub mod apply;
 pub mod client;
 pub mod cloud;
+mod compact;
 mod context;
 mod dereference;
 mod drift;
@@ -177,21 +178,25 @@ async fn wire(
                 .within(l.get(meta::LABEL_OWNER_NAMESPACE)?),
         )
     }
-    let (service_accounts, sa_events) = watch::cached_children(scoped::<ServiceAccount>(&client, ns), children.clone());
-    let (roles, role_events) = watch::cached_children(scoped::<Role>(&client, ns), children.clone());
-    let (role_bindings, rb_events) = watch::cached_children(scoped::<RoleBinding>(&client, ns), children.clone());
-    let (cluster_roles, cr_events) = watch::cached_children(Api::<ClusterRole>::all(client.clone()), children.clone());
+    let (service_accounts, sa_events) =
+        compact::cache(watch::watch(scoped::<ServiceAccount>(&client, ns), children.clone()));
+    let (roles, role_events) = compact::cache(watch::watch(scoped::<Role>(&client, ns), children.clone()));
+    let (role_bindings, rb_events) = compact::cache(watch::watch(scoped::<RoleBinding>(&client, ns), children.clone()));
+    let (cluster_roles, cr_events) =
+        compact::cache(watch::watch(Api::<ClusterRole>::all(client.clone()), children.clone()));
     let (cluster_role_bindings, crb_events) =
-        watch::cached_children(Api::<ClusterRoleBinding>::all(client.clone()), children.clone());
-    let (owned_secrets, owned_secret_events) = watch::cached_children(scoped::<Secret>(&client, ns), children.clone());
-    let (config_maps, cm_events) = watch::cached_children(scoped::<ConfigMap>(&client, ns), children.clone());
-    let (daemon_sets, ds_events) = watch::cached_children(scoped::<DaemonSet>(&client, ns), children.clone());
-    let (deployments, deploy_events) = watch::cached_children(scoped::<Deployment>(&client, ns), children.clone());
-    let (services, svc_events) = watch::cached_children(scoped::<Service>(&client, ns), children.clone());
-    let (network_policies, netpol_events) = watch::cached_children(
+        compact::cache(watch::watch(Api::<ClusterRoleBinding>::all(client.clone()), children.clone()));
+    let (owned_secrets, owned_secret_events) =
+        compact::cache(watch::watch(scoped::<Secret>(&client, ns), children.clone()));
+    let (config_maps, cm_events) = compact::cache(watch::watch(scoped::<ConfigMap>(&client, ns), children.clone()));
+    let (daemon_sets, ds_events) = compact::cache(watch::watch(scoped::<DaemonSet>(&client, ns), children.clone()));
+    let (deployments, deploy_events) =
+        compact::cache(watch::watch(scoped::<Deployment>(&client, ns), children.clone()));
+    let (services, svc_events) = compact::cache(watch::watch(scoped::<Service>(&client, ns), children.clone()));
+    let (network_policies, netpol_events) = compact::cache(watch::watch(
         scoped::<k8s_openapi::api::networking::v1::NetworkPolicy>(&client, ns),
         children.clone(),
-    );
+    ));
     // Secrets an output names: metadata only, the operator never receives Secret values
     // through the watch (kube asks for metadata only when the type is `PartialObjectMeta`).
     let (secrets, secret_events) =
@@ -296,17 +301,17 @@ async fn wire(
     }
     let run = controller
         .reconcile_on(flow_changed)
-        .owns_stream(ds_events.touched_objects())
-        .owns_stream(deploy_events.touched_objects())
-        .owns_stream(svc_events.touched_objects())
-        .owns_stream(netpol_events.touched_objects())
-        .owns_stream(cm_events.touched_objects())
-        .owns_stream(owned_secret_events.touched_objects())
-        .owns_stream(sa_events.touched_objects())
-        .owns_stream(role_events.touched_objects())
-        .owns_stream(rb_events.touched_objects())
-        .watches_stream(cr_events.touched_objects(), to_owner::<ClusterRole>)
-        .watches_stream(crb_events.touched_objects(), to_owner::<ClusterRoleBinding>)
+        .owns_stream(ds_events)
+        .owns_stream(deploy_events)
+        .owns_stream(svc_events)
+        .owns_stream(netpol_events)
+        .owns_stream(cm_events)
+        .owns_stream(owned_secret_events)
+        .owns_stream(sa_events)
+        .owns_stream(role_events)
+        .owns_stream(rb_events)
+        .watches_stream(cr_events, to_owner::<PartialObjectMeta<ClusterRole>>)
+        .watches_stream(crb_events, to_owner::<PartialObjectMeta<ClusterRoleBinding>>)
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         // Failures are logged once, by the error policy.

@@ -12,6 +12,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, Resource, ResourceExt};
 use tracing::{info, warn};
 
+use super::compact::Cache;
 use super::watch::ChildCaches;
 use crate::api::MonitoringServices;
 use crate::render::meta;
@@ -39,15 +40,13 @@ fn owner<K: Resource>(obj: &K) -> Option<(&str, &str)> {
     Some((l.get(meta::LABEL_OWNER_NAMESPACE)?.as_str(), l.get(meta::LABEL_OWNER_NAME)?.as_str()))
 }
 
-async fn sweep<K>(api: Api<K>, store: &Store<K>, resources: &Store<MonitoringServices>, namespace: Option<&str>)
+async fn sweep<K>(api: Api<K>, cache: &Cache<K>, resources: &Store<MonitoringServices>, namespace: Option<&str>)
 where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    if store.wait_until_ready().await.is_err() {
-        return;
-    }
-    for obj in store.state() {
-        let Some((ns, name)) = owner(&*obj) else { continue };
+    let Ok(objects) = cache.all().await else { return };
+    for obj in objects {
+        let Some((ns, name)) = owner(&obj) else { continue };
         if namespace.is_some_and(|watched| watched != ns) || resources.get(&ObjectRef::new(name).within(ns)).is_some() {
             continue;
         }

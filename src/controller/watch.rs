@@ -21,6 +21,7 @@ use kube::runtime::watcher::{self, Event};
 use kube::{Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 
+use super::compact::Cache;
 use crate::render::Kind;
 use tracing::warn;
 
@@ -134,7 +135,9 @@ where
 {
     let writer: Writer<K> = Writer::default();
     let store = writer.as_reader();
-    (store, reflector::reflector(writer, watch(api, config)).boxed())
+    // managedFields are never read from these objects: not kept.
+    let slim = watch(api, config).modify(|o| o.managed_fields_mut().clear());
+    (store, reflector::reflector(writer, slim).boxed())
 }
 
 /// Every cache the reconcile reads (set once the controller's watches exist; a context
@@ -146,28 +149,6 @@ pub struct Caches {
     pub secrets: Store<PartialObjectMeta<Secret>>,
     /// GreptimeDBClusters, when their CRD was installed at start-up.
     pub greptime: Option<Store<DynamicObject>>,
-}
-
-/// On a cached child: whether another field manager owns one of our fields, computed when the
-/// object arrived (`drift::foreign_owner`), so the cache need not keep managedFields (the
-/// largest part of most objects; measured: 1,000 resources' children took 377 MiB with them).
-pub const ANNOTATION_FOREIGN_OWNER: &str = "monitoring-operator.internal/foreign-owner";
-
-/// A reflector over [`watch`] for the operator's own children: managedFields are reduced to
-/// [`ANNOTATION_FOREIGN_OWNER`] before the object is stored.
-pub fn cached_children<K>(api: Api<K>, config: watcher::Config) -> (Store<K>, Events<K>)
-where
-    K: Resource + Lookup + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
-    <K as Lookup>::DynamicType: Default + Eq + std::hash::Hash + Clone + Send + Sync,
-{
-    let writer: Writer<K> = Writer::default();
-    let store = writer.as_reader();
-    let slim = watch(api, config).modify(|o| {
-        let foreign = super::drift::foreign_owner(o.managed_fields());
-        o.managed_fields_mut().clear();
-        o.annotations_mut().insert(ANNOTATION_FOREIGN_OWNER.into(), foreign.to_string());
-    });
-    (store, reflector::reflector(writer, slim).boxed())
 }
 
 /// What this process applied, per child, until the watch cache shows it: the apiserver's
@@ -230,49 +211,23 @@ impl Applied {
     }
 }
 
-/// How long a reconcile waits for a child kind's cache to hold its first list.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
-
 /// The caches of the child kinds (watched with the operator's managed-by label).
 #[derive(Clone)]
 pub struct ChildCaches {
-    pub service_accounts: Store<ServiceAccount>,
-    pub roles: Store<Role>,
-    pub role_bindings: Store<RoleBinding>,
-    pub cluster_roles: Store<ClusterRole>,
-    pub cluster_role_bindings: Store<ClusterRoleBinding>,
+    pub service_accounts: Cache<ServiceAccount>,
+    pub roles: Cache<Role>,
+    pub role_bindings: Cache<RoleBinding>,
+    pub cluster_roles: Cache<ClusterRole>,
+    pub cluster_role_bindings: Cache<ClusterRoleBinding>,
     /// The operator's own Secrets (plain env values) only: selected by label.
-    pub secrets: Store<Secret>,
-    pub config_maps: Store<ConfigMap>,
-    pub daemon_sets: Store<DaemonSet>,
-    pub deployments: Store<Deployment>,
-    pub services: Store<Service>,
-    pub network_policies: Store<NetworkPolicy>,
+    pub secrets: Cache<Secret>,
+    pub config_maps: Cache<ConfigMap>,
+    pub daemon_sets: Cache<DaemonSet>,
+    pub deployments: Cache<Deployment>,
+    pub services: Cache<Service>,
+    pub network_policies: Cache<NetworkPolicy>,
     /// Our writes the caches may not show yet.
     pub applied: Applied,
-}
-
-/// The objects of `store` in `namespace` (None: cluster-scoped) carrying every label of
-/// `selector` (`k=v,k=v`), once the store holds its first list.
-pub async fn select<K>(store: &Store<K>, namespace: Option<&str>, selector: &str) -> Result<Vec<K>, &'static str>
-where
-    K: Resource + Lookup + Clone + 'static,
-    <K as Lookup>::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    match tokio::time::timeout(READY_TIMEOUT, store.wait_until_ready()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => return Err("its watch stopped"),
-        Err(_) => return Err("its watch has not listed yet (RBAC or the apiserver)"),
-    }
-    let wanted: Vec<(&str, &str)> = selector.split(',').filter_map(|kv| kv.split_once('=')).collect();
-    Ok(store
-        .state_filter(|o| {
-            o.namespace().as_deref() == namespace
-                && wanted.iter().all(|(k, v)| o.labels().get(*k).map(String::as_str) == Some(*v))
-        })
-        .into_iter()
-        .map(|o| (*o).clone())
-        .collect())
 }
 
 #[cfg(test)]
