@@ -81,6 +81,10 @@ enum Command {
         /// scrapes. Needs a CNI that enforces NetworkPolicy.
         #[arg(long, env = "COLLECTOR_NETWORK_POLICY", default_value_t = false, action = clap::ArgAction::Set)]
         collector_network_policy: bool,
+        /// At most this many resources are reconciled at once (each holds its children in memory
+        /// while it runs).
+        #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 16)]
+        reconcile_concurrency: u16,
         /// Leader election: only the replica holding the Lease reconciles; the others serve
         /// /metrics (leader 0) and take over when it goes. Off: this process always reconciles
         /// (run exactly one).
@@ -163,6 +167,7 @@ async fn main() -> anyhow::Result<()> {
             flow_concurrency,
             flow_window_secs,
             collector_network_policy,
+            reconcile_concurrency,
             leader_election,
             lease_name,
             lease_namespace,
@@ -249,6 +254,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 leader,
                 network_policy: collector_network_policy,
+                reconcile_concurrency: reconcile_concurrency.max(1),
                 ..Default::default()
             };
             tracing::info!(policy = ?settings.policy, "tenancy policy");

@@ -45,6 +45,8 @@ pub struct Settings {
     pub flow_window_secs: u64,
     /// A NetworkPolicy per collector (`--collector-network-policy`).
     pub network_policy: bool,
+    /// At most this many reconciles at once.
+    pub reconcile_concurrency: u16,
     /// Leader election (None: this process always leads, e.g. one replica or tests).
     pub leader: Option<super::leader::LeaderSettings>,
 }
@@ -65,6 +67,7 @@ impl Default for Settings {
             flow_window_secs: crate::model::DEFAULT_FLOW_WINDOW_SECS,
             leader: None,
             network_policy: false,
+            reconcile_concurrency: 16,
         }
     }
 }

@@ -237,7 +237,10 @@ async fn wire(
         warn!("watch caches were already set up");
     }
 
-    let controller = Controller::for_stream(ms_events.applied_objects(), ms_store.clone());
+    // Bounded: each reconcile in flight holds its rendered and decoded children; a restart
+    // with 1,000 resources otherwise starts all 1,000 at once.
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency);
+    let controller = Controller::for_stream(ms_events.applied_objects(), ms_store.clone()).with_config(config);
     let controller = match greptime {
         Some((_, events)) => {
             let store = ms_store.clone();
