@@ -24,17 +24,8 @@ fn env_num(name: &str, default: usize) -> usize {
 }
 
 fn start(port: u16) -> Operator {
-    let child = Command::new(env!("CARGO_BIN_EXE_monitoring-operator"))
-        .args(["run", "--metrics-addr", &format!("127.0.0.1:{port}"), "--log-format", "json"])
-        .env("KUBECONFIG", &env().kubeconfig)
-        .env("POD_NAMESPACE", "default")
-        .env("LEASE_NAME", "scale-bench")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    Operator(child)
+    let envs = [("POD_NAMESPACE", "default"), ("LEASE_NAME", "scale-bench"), ("RUST_LOG", "warn")];
+    operator_process(port, &["--log-format", "json"], &envs, Stdio::null())
 }
 
 /// RSS and its high-water mark (KiB), and user+system CPU seconds of a process.

@@ -19,18 +19,8 @@ use support::datapath::free_port;
 
 /// A replica: the binary with leader election on (its default), the Lease in `ns`.
 fn replica(ns: &str, pod: &str, port: u16) -> Operator {
-    let child = Command::new(env!("CARGO_BIN_EXE_monitoring-operator"))
-        .args(["run", "--namespace", ns, "--metrics-addr", &format!("127.0.0.1:{port}")])
-        .env("KUBECONFIG", &env().kubeconfig)
-        .env("POD_NAME", pod)
-        .env("POD_NAMESPACE", ns)
-        .env("LEASE_NAME", "ha-test")
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    Operator(child)
+    let envs = [("POD_NAME", pod), ("POD_NAMESPACE", ns), ("LEASE_NAME", "ha-test"), ("RUST_LOG", "info")];
+    operator_process(port, &["--namespace", ns], &envs, Stdio::inherit())
 }
 
 /// The replica's /metrics, or None while it is not serving.

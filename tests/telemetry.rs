@@ -22,19 +22,11 @@ use support::*;
 use support::datapath::free_port;
 
 fn start_operator(ns: &str, metrics_port: u16, envs: &[(&str, String)]) -> Operator {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_monitoring-operator"));
-    cmd.args(["run", "--namespace", ns, "--metrics-addr", &format!("127.0.0.1:{metrics_port}")])
-        .args(["--status-metrics-kind", "e6data.io/v1alpha2/MonitoringServices"])
-        .env("KUBECONFIG", &env().kubeconfig)
-        // Each test's operator leads on its own Lease.
-        .env("POD_NAMESPACE", ns)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit());
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    Operator(cmd.spawn().unwrap())
+    // Each test's operator leads on its own Lease.
+    let mut all = vec![("POD_NAMESPACE", ns), ("RUST_LOG", "info")];
+    all.extend(envs.iter().map(|(k, v)| (*k, v.as_str())));
+    let args = ["--namespace", ns, "--status-metrics-kind", "e6data.io/v1alpha2/MonitoringServices"];
+    operator_process(metrics_port, &args, &all, Stdio::inherit())
 }
 
 async fn get(url: &str) -> Option<(u16, String)> {

@@ -185,6 +185,21 @@ impl Drop for Operator {
     }
 }
 
+/// `monitoring-operator run` (the real binary) against the shared control plane, metrics on
+/// 127.0.0.1:`port`, with more `args` and `envs`; its log goes to `log`.
+pub fn operator_process(port: u16, args: &[&str], envs: &[(&str, &str)], log: Stdio) -> Operator {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_monitoring-operator"));
+    cmd.args(["run", "--metrics-addr", &format!("127.0.0.1:{port}")])
+        .args(args)
+        .env("KUBECONFIG", &env().kubeconfig)
+        .stdout(Stdio::null())
+        .stderr(log);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    Operator(cmd.spawn().unwrap())
+}
+
 /// A fresh namespace named after the test.
 pub async fn namespace(client: &Client, prefix: &str) -> String {
     let name = format!("{prefix}-{:x}", rand_suffix());
