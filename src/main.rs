@@ -85,6 +85,18 @@ enum Command {
         /// while it runs).
         #[arg(long, env = "RECONCILE_CONCURRENCY", default_value_t = 16)]
         reconcile_concurrency: u16,
+        /// `per-resource` (the seed's layout: each resource's own collectors in its own
+        /// namespace) or `shared` (one logs collector per node in --shared-namespace serving
+        /// every resource; tenant namespaces hold no pods). See the README's two modes.
+        #[arg(long, env = "COLLECTION_MODE", default_value = "per-resource", value_parser = ["per-resource", "shared"])]
+        collection_mode: String,
+        /// Namespace of the shared collectors (Pod Security `privileged`; only the admin may
+        /// read it: it holds every tenant's credentials). Default: the operator's own namespace.
+        #[arg(long, env = "SHARED_NAMESPACE")]
+        shared_namespace: Option<String>,
+        /// Vector image of the shared collectors.
+        #[arg(long, env = "SHARED_VECTOR_IMAGE")]
+        shared_vector_image: Option<String>,
         /// Leader election: only the replica holding the Lease reconciles; the others serve
         /// /metrics (leader 0) and take over when it goes. Off: this process always reconciles
         /// (run exactly one).
@@ -168,6 +180,9 @@ async fn main() -> anyhow::Result<()> {
             flow_window_secs,
             collector_network_policy,
             reconcile_concurrency,
+            collection_mode,
+            shared_namespace,
+            shared_vector_image,
             leader_election,
             lease_name,
             lease_namespace,
@@ -226,7 +241,23 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 Some(metrics_addr.parse().with_context(|| format!("--metrics-addr {metrics_addr}"))?)
             };
+            let shared = (collection_mode == "shared")
+                .then(|| -> anyhow::Result<_> {
+                    let ns = shared_namespace
+                        .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                        .unwrap_or_else(|| "monitoring-system".into());
+                    if namespace.as_ref().is_some_and(|watched| *watched != ns) {
+                        anyhow::bail!("--collection-mode=shared needs --namespace unset or equal to --shared-namespace {ns}: the shared collectors serve every namespace");
+                    }
+                    let mut s = monitoring_operator::render::shared::SharedSettings::new(&ns);
+                    if let Some(image) = shared_vector_image {
+                        s.image = image;
+                    }
+                    Ok(s)
+                })
+                .transpose()?;
             let settings = controller::Settings {
+                shared,
                 flow_interval: (flow_interval_secs > 0).then(|| std::time::Duration::from_secs(flow_interval_secs)),
                 flow_concurrency,
                 flow_window_secs: flow_window_secs.max(1),

@@ -79,6 +79,7 @@ fn state(ok: bool, desired: i32, ready: i32, reason: &str, message: &str) -> Com
         ready_replicas: ready,
         message: Some(bounded(message)),
         reason: Some(reason.to_string()),
+        workload: None,
     }
 }
 
@@ -287,28 +288,38 @@ pub fn observe<'a>(
     generation: Option<i64>,
     flow: Option<&BTreeMap<String, ComponentFlow>>,
 ) -> Observed<'a> {
-    let named = |c: Component| c.workload_name(&m.name);
+    // Shared mode: the shared collectors report this resource's collection.
+    let named = |c: Component| match c {
+        Component::Logs | Component::Metrics if m.shared.is_some() => c.workload_name(crate::model::shared::INSTANCE),
+        _ => c.workload_name(&m.name),
+    };
     let ds = |c: Component| applied.daemon_sets.iter().find(|d| d.metadata.name.as_deref() == Some(&named(c)));
     let deploy = applied.deployments.iter().find(|d| d.metadata.name.as_deref() == Some(&named(Component::Traces)));
     let collector = |c: Component| ComponentStatus {
         flow: flow_status(c, flow),
+        workload: ds(c).map(where_runs),
         ..component(c, ds(c), refused.get(&named(c)).map(String::as_str))
     };
     // The cluster-scope logs collector has no sidecar, so nothing measures its flow: say
     // nothing rather than Unknown forever.
-    let logs_measured = m.scope == crate::model::Scope::Namespace;
+    let logs_measured = m.scope == crate::model::Scope::Namespace && m.shared.is_none();
     Observed {
         logs: m.logs.as_ref().map(|_| {
             let c = collector(Component::Logs);
             if logs_measured { c } else { ComponentStatus { flow: None, ..c } }
         }),
         metrics: m.metrics.as_ref().map(|_| collector(Component::Metrics)),
-        traces: m.traces.as_ref().map(|_| deployment(deploy)),
+        traces: m.traces.as_ref().map(|_| ComponentStatus { workload: deploy.map(where_runs), ..deployment(deploy) }),
         greptime: m.greptime.as_ref().map(|g| &g.health),
         outputs: outputs(m),
         cloud: m.cloud,
         generation,
     }
+}
+
+/// `namespace/name` of a workload.
+fn where_runs<K: kube::Resource>(w: &K) -> String {
+    format!("{}/{}", w.meta().namespace.as_deref().unwrap_or_default(), w.meta().name.as_deref().unwrap_or_default())
 }
 
 /// The status of a reconciled resource: phase (Degraded when only the GreptimeDB branch is
@@ -508,6 +519,7 @@ mod tests {
             message: Some("All nodes collecting logs".into()),
             reason: None,
             flow: None,
+            workload: None,
         };
         let down = GreptimeHealth {
             status: GreptimeDbIntegrationStatus::default(),

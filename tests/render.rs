@@ -12,7 +12,7 @@ use monitoring_operator::{api, model, vector};
 use serde_json::Value;
 
 mod support;
-use support::files::{example_files, examples, repo};
+use support::files::{encode_refs, example_files, examples, repo};
 use support::rendered::{children, vector_configs};
 
 /// The seed examples as checked into the repository (identical to ../shared/examples).
@@ -406,24 +406,6 @@ fn crd_yaml_is_checked_in() {
         checked_in == api::crd_yaml().unwrap(),
         "deploy/crd.yaml is stale: regenerate with `cargo run -q -- crd > deploy/crd.yaml`"
     );
-}
-
-fn encode_refs(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if k == "$ref"
-                    && let Value::String(s) = v
-                {
-                    *s = s.replace('<', "%3C").replace('>', "%3E");
-                } else {
-                    encode_refs(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(encode_refs),
-        _ => {}
-    }
 }
 
 /// Seed 4.3: logs to S3 and GreptimeDB, metrics to S3 and GreptimeDB remote write; the

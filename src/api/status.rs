@@ -92,6 +92,10 @@ pub struct ComponentStatus {
     /// Whether data actually flows, from the collectors' own measurements.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowStatus>,
+    /// Where the collectors run: `namespace/name` of the DaemonSet (Deployment for traces);
+    /// in the shared collection mode, the shared collectors in the admin's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<String>,
 }
 
 /// What the collector pods of one component report about delivery (damped, per node, worst

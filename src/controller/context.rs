@@ -49,6 +49,8 @@ pub struct Settings {
     pub reconcile_concurrency: u16,
     /// Leader election (None: this process always leads, e.g. one replica or tests).
     pub leader: Option<super::leader::LeaderSettings>,
+    /// The shared collection mode (`--collection-mode=shared`); None: per-resource collectors.
+    pub shared: Option<crate::render::shared::SharedSettings>,
 }
 
 impl Default for Settings {
@@ -68,6 +70,7 @@ impl Default for Settings {
             leader: None,
             network_policy: false,
             reconcile_concurrency: 16,
+            shared: None,
         }
     }
 }
@@ -79,9 +82,13 @@ impl Settings {
             discovery_image: self.discovery_image.clone(),
             flow_window_secs: self.flow_window_secs,
             network_policy: self.network_policy,
+            shared_namespace: self.shared.as_ref().map(|s| s.namespace.clone()),
         }
     }
 }
+
+/// Secret values by namespace and name: its resourceVersion and the keys read.
+type SecretValueCache = HashMap<(String, String), (String, std::collections::BTreeMap<String, String>)>;
 
 /// First and longest retry delay of a resource whose reconcile failed for a transient reason.
 pub const RETRY_MIN: Duration = Duration::from_secs(1);
@@ -106,6 +113,10 @@ pub struct Context {
     /// What was read of a Secret (key names), by namespace and name, with its resourceVersion:
     /// read again only when the Secret watch shows a new version.
     pub(super) secret_infos: Mutex<HashMap<(String, String), crate::model::SecretInfo>>,
+    /// Shared mode: the credential values read from a Secret, with its resourceVersion.
+    pub(super) secret_values: Mutex<SecretValueCache>,
+    /// Shared mode: every resource's part of the shared collectors, and what they are now.
+    pub(super) shared: super::shared::Registry,
     /// Retry delays of the resources whose last reconcile failed; reset by a success.
     backoff: Mutex<HashMap<ObjectRef<MonitoringServices>, ExponentialBackoff>>,
 }
@@ -129,6 +140,8 @@ impl Context {
             flow: Mutex::new(HashMap::new()),
             caches: Default::default(),
             secret_infos: Mutex::new(HashMap::new()),
+            secret_values: Mutex::new(HashMap::new()),
+            shared: Default::default(),
         })
     }
 

@@ -40,7 +40,53 @@ pub async fn dereference(ms: &MonitoringServices, ctx: &Context) -> Result<Deref
         None => None,
     };
     let secrets = read_secrets(ms, ctx).await?;
-    Ok(Dereferenced { detected_cloud, greptime, operator: ctx.settings.operator(), secrets })
+    let secret_values = match ctx.settings.shared {
+        Some(_) => read_secret_values(ms, ctx).await?,
+        None => Default::default(),
+    };
+    Ok(Dereferenced { detected_cloud, greptime, operator: ctx.settings.operator(), secrets, secret_values })
+}
+
+/// Shared mode only: the values of the Secret keys the `environmentVariables` name (the
+/// tenant's S3 credentials, which the shared collectors' Secret in the admin's namespace
+/// carries). Kept per Secret with its resourceVersion: read again only when the Secret
+/// metadata watch shows a new version. A missing Secret or key is the build's to report.
+async fn read_secret_values(ms: &MonitoringServices, ctx: &Context) -> Result<model::shared::SecretValues, Error> {
+    let ns = ms.namespace().unwrap_or_default();
+    let api = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
+    let cache = ctx.caches.get().map(|c| &c.secrets);
+    let mut out = BTreeMap::new();
+    for (name, keys) in model::shared::env_secret_refs(&ms.spec) {
+        let key = (ns.clone(), name.clone());
+        let current = cache.filter(|store| store.wait_until_ready().now_or_never().is_some()).map(|store| {
+            store.get(&ObjectRef::new(&name).within(&ns)).and_then(|s| s.metadata.resource_version.clone())
+        });
+        if let Some(None) = current {
+            continue;
+        }
+        let known = ctx.secret_values.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
+        let values = match (known, current) {
+            (Some((rv, values)), Some(Some(now))) if rv == now => values,
+            _ => {
+                let found = traced("get", "Secret", &ns, &name, api.get_opt(&name))
+                    .await
+                    .map_err(|source| Error::Dereference { what: format!("Secret {ns}/{name}"), source })?;
+                let Some(found) = found else { continue };
+                let rv = found.metadata.resource_version.clone().unwrap_or_default();
+                let values: BTreeMap<String, String> = found
+                    .data
+                    .into_iter()
+                    .flatten()
+                    .filter(|(k, _)| keys.contains(k))
+                    .filter_map(|(k, v)| Some((k, String::from_utf8(v.0).ok()?)))
+                    .collect();
+                ctx.secret_values.lock().unwrap_or_else(|p| p.into_inner()).insert(key, (rv, values.clone()));
+                values
+            }
+        };
+        out.insert(name, values);
+    }
+    Ok(out)
 }
 
 /// The Secrets the outputs name, in the resource's own namespace: key names and

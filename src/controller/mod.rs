@@ -15,6 +15,7 @@ pub mod leader;
 pub mod own_pod;
 mod reconcile;
 mod refusals;
+mod shared;
 mod sweep;
 pub mod traced;
 pub mod watch;
@@ -180,18 +181,18 @@ async fn wire(
                 .within(l.get(meta::LABEL_OWNER_NAMESPACE)?),
         )
     }
-    let (service_accounts, sa_events) =
+    let (service_accounts, mut sa_events) =
         compact::cache(watch::watch(scoped::<ServiceAccount>(&client, ns), children.clone()));
     let (roles, role_events) = compact::cache(watch::watch(scoped::<Role>(&client, ns), children.clone()));
     let (role_bindings, rb_events) = compact::cache(watch::watch(scoped::<RoleBinding>(&client, ns), children.clone()));
-    let (cluster_roles, cr_events) =
+    let (cluster_roles, mut cr_events) =
         compact::cache(watch::watch(Api::<ClusterRole>::all(client.clone()), children.clone()));
-    let (cluster_role_bindings, crb_events) =
+    let (cluster_role_bindings, mut crb_events) =
         compact::cache(watch::watch(Api::<ClusterRoleBinding>::all(client.clone()), children.clone()));
-    let (owned_secrets, owned_secret_events) =
+    let (owned_secrets, mut owned_secret_events) =
         compact::cache(watch::watch(scoped::<Secret>(&client, ns), children.clone()));
-    let (config_maps, cm_events) = compact::cache(watch::watch(scoped::<ConfigMap>(&client, ns), children.clone()));
-    let (daemon_sets, ds_events) = compact::cache(watch::watch(scoped::<DaemonSet>(&client, ns), children.clone()));
+    let (config_maps, mut cm_events) = compact::cache(watch::watch(scoped::<ConfigMap>(&client, ns), children.clone()));
+    let (daemon_sets, mut ds_events) = compact::cache(watch::watch(scoped::<DaemonSet>(&client, ns), children.clone()));
     let (deployments, deploy_events) =
         compact::cache(watch::watch(scoped::<Deployment>(&client, ns), children.clone()));
     let (services, svc_events) = compact::cache(watch::watch(scoped::<Service>(&client, ns), children.clone()));
@@ -234,7 +235,14 @@ async fn wire(
         secrets,
         greptime: greptime.as_ref().map(|(s, _)| s.clone()),
     };
-    tokio::spawn(sweep::run(client.clone(), caches.children.clone(), ms_store.clone(), ctx.settings.namespace.clone()));
+    let shared_ns = ctx.settings.shared.as_ref().map(|s| s.namespace.clone());
+    tokio::spawn(sweep::run(
+        client.clone(),
+        caches.children.clone(),
+        ms_store.clone(),
+        ctx.settings.namespace.clone(),
+        shared_ns.clone(),
+    ));
     if ctx.caches.set(caches).is_err() {
         warn!("watch caches were already set up");
     }
@@ -242,6 +250,13 @@ async fn wire(
     // Bounded: each reconcile in flight holds its rendered and decoded children; a restart
     // with 1,000 resources otherwise starts all 1,000 at once.
     let config = kube::runtime::controller::Config::default().concurrency(ctx.settings.reconcile_concurrency);
+    // Shared mode: a deleted resource's part leaves the shared collectors at once.
+    let deletions = ctx.clone();
+    let ms_events = ms_events.inspect(move |e| {
+        if let Ok(watcher::Event::Delete(_)) = e {
+            deletions.shared.poke();
+        }
+    });
     let controller = Controller::for_stream(ms_events.applied_objects(), ms_store.clone()).with_config(config);
     let controller = match greptime {
         Some((_, events)) => {
@@ -270,12 +285,18 @@ async fn wire(
     // A Secret an output names appearing or changing re-reconciles the resources of its
     // namespace naming it (a new resourceVersion rolls their collectors).
     let secrets_store = ms_store.clone();
+    let shared_mode = ctx.settings.shared.is_some();
     let controller = controller.watches_stream(secret_events.touched_objects(), move |secret| {
         let (name, sns) = (secret.name_any(), secret.namespace());
         secrets_store
             .state()
             .into_iter()
-            .filter(|ms| ms.namespace() == sns && crate::model::referenced_secrets(&ms.spec).contains_key(&name))
+            .filter(|ms| {
+                ms.namespace() == sns
+                    && (crate::model::referenced_secrets(&ms.spec).contains_key(&name)
+                        // Shared mode carries the values of credentials named by env.
+                        || (shared_mode && crate::model::shared::env_secret_refs(&ms.spec).contains_key(&name)))
+            })
             .map(|ms| ObjectRef::from_obj(&*ms))
             .collect::<Vec<_>>()
     });
@@ -304,8 +325,24 @@ async fn wire(
             std::future::pending::<()>().await
         });
     }
+    // Shared mode: a change of a shared child wakes the shared task (drift is reverted), and
+    // a shared DaemonSet's change (its rollout, its pods' readiness) is every resource's status.
+    let (all_trigger, all_changed) = futures::channel::mpsc::channel::<()>(1);
+    if let Some(shared_ns) = shared_ns {
+        tokio::spawn(shared::run(ctx.clone(), ms_store.clone()));
+        let n = || shared_ns.clone();
+        let c = || ctx.clone();
+        ds_events = ds_events.inspect(shared::hook(c(), n(), Some(all_trigger.clone()))).boxed();
+        cm_events = cm_events.inspect(shared::hook(c(), n(), None)).boxed();
+        owned_secret_events = owned_secret_events.inspect(shared::hook(c(), n(), None)).boxed();
+        sa_events = sa_events.inspect(shared::hook(c(), n(), None)).boxed();
+        cr_events = cr_events.inspect(shared::hook(c(), n(), None)).boxed();
+        crb_events = crb_events.inspect(shared::hook(c(), n(), None)).boxed();
+    }
+    let _open = all_trigger;
     let run = controller
         .reconcile_on(flow_changed)
+        .reconcile_all_on(all_changed)
         .owns_stream(ds_events)
         .owns_stream(deploy_events)
         .owns_stream(svc_events)

@@ -18,6 +18,7 @@ use super::apply::{self, SyncError};
 use super::context::Context;
 use super::dereference::dereference;
 use super::refusals;
+use super::shared;
 use super::traced::traced;
 use crate::api::{MonitoringServices, MonitoringServicesStatus, Phase};
 use crate::error::{Error, bounded};
@@ -68,6 +69,7 @@ pub async fn reconcile(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result
         match event {
             Finalizer::Apply(ms) => apply(ms, &ctx).await,
             Finalizer::Cleanup(ms) => {
+                ctx.shared.set(&ns, &ms.name_any(), None);
                 apply::delete_cluster_children(&ctx.client, &ns, &ms.name_any()).await?;
                 Ok(Action::await_change())
             }
@@ -105,6 +107,7 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     // The admin's policy first, before anything is read on the resource's behalf: what it
     // refuses gets nothing, and loses what an older, looser policy gave it.
     if let Err(v) = ctx.settings.policy.check(&ms) {
+        ctx.shared.set(&ns, &name, None);
         let removed =
             apply::sync(&ctx.client, ctx.caches.get().map(|c| &c.children), &ns, &name, render::Children::default())
                 .await
@@ -123,10 +126,15 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     let model = match model::build(&ms, &dereferenced) {
         Ok(m) => m,
         Err(e) => {
+            // What it had on the shared collectors stays only while its spec is valid.
+            ctx.shared.set(&ns, &name, None);
             write_status(ctx, &ms, status::failed(old, generation, &Failure::InvalidSpec(e))).await?;
             return Ok(Action::await_change());
         }
     };
+    if let Some(sh) = &model.shared {
+        ctx.shared.set(&ns, &name, Some(sh.tenant.clone()));
+    }
     let owner = ms.controller_owner_ref(&()).ok_or_else(|| Error::Render("resource has no name or uid".into()))?;
     let children = render::render(&model, Some(&owner)).map_err(|e| Error::Render(e.to_string()))?;
     let synced = match apply::sync(&ctx.client, ctx.caches.get().map(|c| &c.children), &ns, &name, children).await {
@@ -157,15 +165,24 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
             return Ok(Action::await_change());
         }
     }
-    let refused = refusals::pod_refusals(&ctx.client, &ns, &synced.live.daemon_sets).await;
+    let mut live = synced.live;
+    let collectors_ns = match &model.shared {
+        // Its collectors are the shared ones: their status is its collection's.
+        Some(sh) => {
+            live.daemon_sets = shared::daemon_sets(ctx).await;
+            sh.namespace.clone()
+        }
+        None => ns.clone(),
+    };
+    let refused = refusals::pod_refusals(&ctx.client, &collectors_ns, &live.daemon_sets).await;
     let flow = ctx.settings.flow_interval.map(|_| {
         let facts = ctx.flow.lock().unwrap_or_else(|p| p.into_inner());
         facts.get(&ObjectRef::from_obj(&*ms)).cloned().unwrap_or_default()
     });
-    let observed = status::observe(&model, &synced.live, &refused, generation, flow.as_ref());
+    let observed = status::observe(&model, &live, &refused, generation, flow.as_ref());
     write_status(ctx, &ms, status::compose(old, observed)).await?;
     let greptime_down = model.greptime.as_ref().is_some_and(|g| !g.health.ready);
-    let pods_missing = synced.live.daemon_sets.iter().any(status::pods_missing);
+    let pods_missing = live.daemon_sets.iter().any(status::pods_missing);
     Ok(Action::requeue(if pods_missing {
         PODS_MISSING_RECHECK
     } else if greptime_down {

@@ -22,13 +22,21 @@ const EVERY: Duration = Duration::from_secs(300);
 
 /// Sweep forever (the leader's task). `namespace`: the only namespace this operator watches
 /// (None: all); children of resources elsewhere belong to another operator and are left alone.
-pub async fn run(client: Client, caches: ChildCaches, resources: Store<MonitoringServices>, namespace: Option<String>) {
+/// `shared`: the shared collectors' namespace in shared mode, whose RBAC has no resource.
+pub async fn run(
+    client: Client,
+    caches: ChildCaches,
+    resources: Store<MonitoringServices>,
+    namespace: Option<String>,
+    shared: Option<String>,
+) {
     tokio::time::sleep(FIRST).await;
     loop {
         if resources.wait_until_ready().await.is_ok() {
-            let ns = namespace.as_deref();
-            sweep(Api::<ClusterRoleBinding>::all(client.clone()), &caches.cluster_role_bindings, &resources, ns).await;
-            sweep(Api::<ClusterRole>::all(client.clone()), &caches.cluster_roles, &resources, ns).await;
+            let (ns, shared) = (namespace.as_deref(), shared.as_deref());
+            let crbs = &caches.cluster_role_bindings;
+            sweep(Api::<ClusterRoleBinding>::all(client.clone()), crbs, &resources, ns, shared).await;
+            sweep(Api::<ClusterRole>::all(client.clone()), &caches.cluster_roles, &resources, ns, shared).await;
         }
         tokio::time::sleep(EVERY).await;
     }
@@ -40,13 +48,22 @@ fn owner<K: Resource>(obj: &K) -> Option<(&str, &str)> {
     Some((l.get(meta::LABEL_OWNER_NAMESPACE)?.as_str(), l.get(meta::LABEL_OWNER_NAME)?.as_str()))
 }
 
-async fn sweep<K>(api: Api<K>, cache: &Cache<K>, resources: &Store<MonitoringServices>, namespace: Option<&str>)
-where
+async fn sweep<K>(
+    api: Api<K>,
+    cache: &Cache<K>,
+    resources: &Store<MonitoringServices>,
+    namespace: Option<&str>,
+    shared: Option<&str>,
+) where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     let Ok(objects) = cache.all().await else { return };
     for obj in objects {
         let Some((ns, name)) = owner(&obj) else { continue };
+        // The shared collectors' own (their task keeps them); with shared mode off, an orphan.
+        if name == crate::model::shared::INSTANCE && Some(ns) == shared {
+            continue;
+        }
         if namespace.is_some_and(|watched| watched != ns) || resources.get(&ObjectRef::new(name).within(ns)).is_some() {
             continue;
         }

@@ -19,6 +19,8 @@ pub struct OperatorSettings {
     pub flow_window_secs: u64,
     /// The admin's `--collector-network-policy`: a NetworkPolicy per collector.
     pub network_policy: bool,
+    /// The admin's `--collection-mode=shared`: the namespace of the shared collectors.
+    pub shared_namespace: Option<String>,
 }
 
 /// Default shortest flow window.
@@ -30,6 +32,7 @@ impl Default for OperatorSettings {
             discovery_image: DEFAULT_DISCOVERY_IMAGE.into(),
             flow_window_secs: DEFAULT_FLOW_WINDOW_SECS,
             network_policy: false,
+            shared_namespace: None,
         }
     }
 }
@@ -44,6 +47,8 @@ pub struct Dereferenced {
     pub operator: OperatorSettings,
     /// The Secrets the outputs name, by name (in the resource's namespace): None when missing.
     pub secrets: BTreeMap<String, Option<SecretInfo>>,
+    /// Shared mode only: the values of the Secret keys `environmentVariables` name.
+    pub secret_values: super::shared::SecretValues,
 }
 
 /// What was read of a Secret: its key names and version, never its values.
@@ -97,6 +102,12 @@ impl Dereferenced {
             .into_iter()
             .map(|(name, keys)| (name, Some(SecretInfo { resource_version: "assumed".into(), keys })))
             .collect();
-        Dereferenced { detected_cloud: None, greptime, operator: OperatorSettings::default(), secrets }
+        Dereferenced {
+            detected_cloud: None,
+            greptime,
+            operator: OperatorSettings::default(),
+            secrets,
+            secret_values: Default::default(),
+        }
     }
 }

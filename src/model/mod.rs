@@ -9,6 +9,7 @@ mod greptime;
 mod inputs;
 mod outputs;
 mod policy;
+pub mod shared;
 mod validate;
 
 use std::collections::BTreeMap;
@@ -70,6 +71,17 @@ pub struct Model {
     pub flow_window_secs: u64,
     /// A NetworkPolicy per collector (the admin's `--collector-network-policy`).
     pub network_policy: bool,
+    /// The shared collection mode (the admin's `--collection-mode=shared`): no collector of
+    /// this resource's own; its part of the shared collectors.
+    pub shared: Option<Shared>,
+}
+
+/// A resource served by the shared collectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shared {
+    /// Where the shared collectors run (the admin's namespace).
+    pub namespace: String,
+    pub tenant: shared::Tenant,
 }
 
 impl Model {
@@ -174,7 +186,7 @@ pub fn build(ms: &MonitoringServices, deref: &Dereferenced) -> Result<Model, Spe
         }
         _ => None,
     };
-    Ok(Model {
+    let mut m = Model {
         pod: pod_settings(spec)?,
         traces: traces(spec)?,
         greptime: spec.greptime_ref.as_ref().map(|r| greptime::build(r, &namespace, deref.greptime.as_ref())),
@@ -192,7 +204,13 @@ pub fn build(ms: &MonitoringServices, deref: &Dereferenced) -> Result<Model, Spe
         discovery_image: deref.operator.discovery_image.clone(),
         flow_window_secs: deref.operator.flow_window_secs,
         network_policy: deref.operator.network_policy,
-    })
+        shared: None,
+    };
+    if let Some(ns) = &deref.operator.shared_namespace {
+        let tenant = shared::tenant(&m, &deref.secret_values)?;
+        m.shared = Some(Shared { namespace: ns.clone(), tenant });
+    }
+    Ok(m)
 }
 
 /// The ServiceAccount the pods run as, and whether the operator creates it.
@@ -321,7 +339,7 @@ mod tests {
                 pipeline: PipelineCheck::NotChecked,
             }),
             operator: OperatorSettings { discovery_image: "img:1".into(), ..Default::default() },
-            secrets: Default::default(),
+            ..Default::default()
         };
         let m = build(&ms(spec.clone()), &deref).unwrap();
         assert_eq!((m.cloud, m.discovery_image.as_str()), (Some(Cloud::Gcp), "img:1"));

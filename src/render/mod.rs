@@ -11,6 +11,7 @@ mod network_policy;
 mod pod;
 mod rbac;
 mod service_account;
+pub mod shared;
 mod traces;
 
 use std::collections::BTreeMap;
@@ -190,9 +191,14 @@ impl Children {
     }
 }
 
-/// Render every child of `m`.
+/// Render every child of `m`. In the shared collection mode its collectors are its part of
+/// the shared ones ([`shared`]): only the trace endpoint is its own.
 pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Error> {
     let mut out = Children::default();
+    if m.shared.is_some() {
+        traces_children(m, owner, &mut out)?;
+        return Ok(out);
+    }
     out.service_accounts.extend(service_account::render(m, owner));
     rbac::render(m, owner, &mut out);
     if let Some(logs) = &m.logs {
@@ -244,6 +250,11 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
             out.network_policies.push(network_policy::render(m, owner, meta::Component::Metrics, &metrics.common, rw));
         }
     }
+    traces_children(m, owner, &mut out)?;
+    Ok(out)
+}
+
+fn traces_children(m: &Model, owner: Option<&OwnerReference>, out: &mut Children) -> Result<(), Error> {
     if let Some(t) = &m.traces {
         let config = vector::traces::config(m, t).to_yaml().map_err(|e| serialise_err("traces config")(&e))?;
         let data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), config)]);
@@ -252,7 +263,7 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
         out.deployments.push(traces::deployment(m, owner, t, hash));
         out.services.push(traces::service(m, owner));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// The plain env values enter the pod template's hash (a changed value rolls the collectors,

@@ -125,6 +125,16 @@ pub struct PrometheusScrape {
 pub enum Transform {
     Remap(Remap),
     MetricToLog(MetricToLog),
+    Route(Route),
+}
+
+/// Each event to the outputs (`<id>.<route>`) whose VRL condition it matches.
+#[derive(Serialize, Debug, Clone, PartialEq)]
+pub struct Route {
+    pub inputs: Vec<String>,
+    pub route: BTreeMap<String, String>,
+    /// false: an event no route matches is dropped (no `_unmatched` output).
+    pub reroute_unmatched: bool,
 }
 
 #[derive(Serialize, Debug, Clone, PartialEq)]

@@ -220,7 +220,7 @@ fn pod_meta_program(pods: &[LogPod], node: &str) -> String {
 }
 
 /// One flat record per log line, the columns of the GreptimeDB log pipeline.
-const FLATTEN: &str = r#". = {
+pub(super) const FLATTEN: &str = r#". = {
   "timestamp": .timestamp,
   "message": .message,
   "stream": .stream,
@@ -278,7 +278,7 @@ if length(cri) == 4 && (cri[1] == "stdout" || cri[1] == "stderr") {
 /// The documented record, the same in both collection modes: exactly these fields, whatever
 /// the source added (kubernetes_logs adds annotations, namespace and node labels, container
 /// ids, `file`, `source_type`; the file source adds `file`, `host`, `source_type`).
-const RECORD: &str = r#"k = object(.kubernetes) ?? {}
+pub(super) const RECORD: &str = r#"k = object(.kubernetes) ?? {}
 . = {
   "timestamp": .timestamp,
   "message": .message,

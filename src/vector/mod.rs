@@ -6,6 +6,7 @@
 mod config;
 pub mod logs;
 pub mod metrics;
+pub mod shared;
 pub mod traces;
 mod vrl;
 

@@ -48,3 +48,23 @@ pub fn examples() -> Vec<(String, MonitoringServices)> {
     }
     out
 }
+
+/// Vector's JSON Schema names definitions after Rust types ("Inputs<String>"); `<` and `>`
+/// are not valid in a URI fragment, so percent-encode them in the $refs (and only there).
+pub fn encode_refs(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                if k == "$ref"
+                    && let serde_json::Value::String(s) = v
+                {
+                    *s = s.replace('<', "%3C").replace('>', "%3E");
+                } else {
+                    encode_refs(v);
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(encode_refs),
+        _ => {}
+    }
+}

@@ -1,0 +1,162 @@
+//! The shared collection mode (`--collection-mode=shared`): every resource's reconcile puts
+//! its part ([`Tenant`]) into the [`Registry`]; one task renders the shared collectors from
+//! all parts and applies them in the admin's namespace (the same `apply::sync` as a
+//! resource's children, so drift by any verb is reverted the same way). Touches: the
+//! Kubernetes API (through `apply`).
+//!
+//! The task runs when a part changes, a resource is deleted, a shared child changes (drift),
+//! and every minute. At start it waits (at most a minute) until every resource has been
+//! reconciled once, so a restarted operator never applies a config missing tenants.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use kube::ResourceExt;
+use kube::api::PartialObjectMeta;
+use kube::runtime::reflector::Store;
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use super::apply::{self, SyncError};
+use super::context::Context;
+use crate::api::MonitoringServices;
+use crate::model::shared::{INSTANCE, Tenant};
+use crate::render::meta;
+
+type Key = (String, String);
+
+/// Every resource's part of the shared collectors, by namespace and name.
+#[derive(Default)]
+pub struct Registry {
+    parts: Mutex<Parts>,
+    changed: Notify,
+}
+
+#[derive(Default)]
+struct Parts {
+    tenants: BTreeMap<Key, Tenant>,
+    /// Resources reconciled at least once since start (with or without a part).
+    seen: BTreeSet<Key>,
+}
+
+impl Registry {
+    /// Set (or, with None, remove) the part of `namespace/name`; wakes the task when it changed.
+    pub fn set(&self, namespace: &str, name: &str, tenant: Option<Tenant>) {
+        let key = (namespace.to_string(), name.to_string());
+        let mut p = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        p.seen.insert(key.clone());
+        let changed = match tenant {
+            Some(t) => p.tenants.insert(key, t.clone()).as_ref() != Some(&t),
+            None => p.tenants.remove(&key).is_some(),
+        };
+        drop(p);
+        if changed {
+            self.changed.notify_one();
+        }
+    }
+
+    /// Something outside the parts changed (a deletion, a shared child): look again.
+    pub fn poke(&self) {
+        self.changed.notify_one();
+    }
+
+    /// The parts of resources still in `store` (a deleted resource's part is dropped here).
+    fn current(&self, store: &Store<MonitoringServices>) -> Vec<Tenant> {
+        let mut p = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        let live: BTreeSet<Key> =
+            store.state().iter().map(|ms| (ms.namespace().unwrap_or_default(), ms.name_any())).collect();
+        p.tenants.retain(|k, _| live.contains(k));
+        p.seen.retain(|k| live.contains(k));
+        p.tenants.values().cloned().collect()
+    }
+
+    fn all_seen(&self, store: &Store<MonitoringServices>) -> bool {
+        let p = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        store.state().iter().all(|ms| p.seen.contains(&(ms.namespace().unwrap_or_default(), ms.name_any())))
+    }
+}
+
+/// Whether `obj` is one of the shared collectors' children.
+pub fn is_shared_child<K: kube::Resource>(obj: &K, shared_namespace: &str) -> bool {
+    obj.labels().get(meta::LABEL_INSTANCE).map(String::as_str) == Some(INSTANCE)
+        && obj.meta().namespace.as_deref().is_none_or(|ns| ns == shared_namespace)
+}
+
+/// A child watch's inspector: a change of a shared child wakes the shared task (drift is
+/// reverted) and, with `trigger`, asks for a round of every resource (their status).
+pub fn hook<K: kube::Resource>(
+    ctx: Arc<Context>,
+    shared_namespace: String,
+    trigger: Option<futures::channel::mpsc::Sender<()>>,
+) -> impl Fn(&kube::runtime::watcher::Result<PartialObjectMeta<K>>) {
+    move |e| {
+        if let Ok(obj) = e
+            && is_shared_child(obj, &shared_namespace)
+        {
+            ctx.shared.poke();
+            if let Some(mut t) = trigger.clone() {
+                // Full: a round of every resource is already due.
+                let _ = t.try_send(());
+            }
+        }
+    }
+}
+
+/// The shared DaemonSets as the watch cache has them now (their status is each resource's).
+pub async fn daemon_sets(ctx: &Context) -> Vec<DaemonSet> {
+    let (Some(s), Some(c)) = (&ctx.settings.shared, ctx.caches.get()) else { return Vec::new() };
+    c.children.daemon_sets.select(&s.namespace, &meta::children_selector(INSTANCE)).await.unwrap_or_default()
+}
+
+/// Keep the shared collectors in line with the registry, forever (the leader's task).
+pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
+    let Some(settings) = ctx.settings.shared.clone() else { return };
+    if store.wait_until_ready().await.is_err() {
+        return;
+    }
+    let start = tokio::time::Instant::now();
+    while !ctx.shared.all_seen(&store) && start.elapsed() < Duration::from_secs(60) {
+        tokio::select! {
+            _ = ctx.shared.changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+    loop {
+        // Parts arrive in bursts (every resource at start, a namespace of them at once).
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let tenants = ctx.shared.current(&store);
+        let again = match sync(&ctx, &settings, &tenants).await {
+            Ok(()) => Duration::from_secs(60),
+            Err(e) => {
+                warn!(error = %e, tenants = tenants.len(), "shared collectors: apply failed; retrying");
+                Duration::from_secs(5)
+            }
+        };
+        tokio::select! {
+            _ = ctx.shared.changed.notified() => {}
+            _ = tokio::time::sleep(again) => {}
+        }
+    }
+}
+
+async fn sync(ctx: &Context, s: &crate::render::shared::SharedSettings, tenants: &[Tenant]) -> anyhow::Result<()> {
+    let children = crate::render::shared::render(s, tenants)?;
+    let caches = ctx.caches.get().map(|c| &c.children);
+    match apply::sync(&ctx.client, caches, &s.namespace, INSTANCE, children).await {
+        Ok(synced) => {
+            if synced.applied + synced.deleted > 0 {
+                info!(
+                    tenants = tenants.len(),
+                    applied = synced.applied,
+                    deleted = synced.deleted,
+                    "shared collectors synced"
+                );
+            }
+            Ok(())
+        }
+        Err(SyncError::Rejected(r)) => Err(anyhow::anyhow!("the apiserver refused a shared child: {r}")),
+        Err(SyncError::Failed(e)) => Err(e.into()),
+    }
+}

@@ -1,0 +1,152 @@
+//! The shared collectors (the admin's `--collection-mode=shared`): one logs DaemonSet per node
+//! in the admin's namespace serving every `MonitoringServices`, with its ServiceAccount and
+//! cluster-wide read RBAC, and one Secret holding the Vector configuration and every tenant's
+//! credentials. Pure: renders from the tenants' parts ([`Tenant`]) and the admin's settings.
+//!
+//! The configuration and the credentials are one Secret, mounted as one volume: the kubelet
+//! swaps a volume's files atomically, so Vector (`--watch-config`) never reloads a config that
+//! names a credential not there yet. A tenant added or removed changes that Secret only: the
+//! pod template stays the same, so the collectors reload instead of restarting. The Secret
+//! lives in the admin's namespace, which tenants cannot read (the README says so).
+//!
+//! The children reuse the per-resource renderers with a model of the shared collector itself
+//! (`instance` [`INSTANCE`]), so both modes' pods are hardened the same way.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource, Toleration};
+
+use super::configmap::CONFIG_KEY;
+use super::meta::{self, Component};
+use super::pod::CONFIG_DIR;
+use super::{Children, Error, daemonset, rbac, serialise_err, service_account};
+use crate::api::{Compression, EncodingCodec, ResourceSpec, S3Partition, SelectionSpec};
+use crate::model::shared::Tenant;
+use crate::model::{Archive, Collector, Model, PodSettings, Scope};
+use crate::vector::shared::{credential_key, logs_config};
+
+pub use crate::model::shared::INSTANCE;
+
+/// The admin's settings of the shared collectors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedSettings {
+    /// Where they run: a namespace only the admin may read, at Pod Security `privileged`.
+    pub namespace: String,
+    /// Vector's image.
+    pub image: String,
+    /// CPU and memory of one collector pod (it serves every tenant on its node).
+    pub resources: ResourceSpec,
+}
+
+impl SharedSettings {
+    pub fn new(namespace: &str) -> SharedSettings {
+        SharedSettings {
+            namespace: namespace.into(),
+            image: format!("{}:{}", crate::api::DEFAULT_IMAGE_REPOSITORY, crate::api::DEFAULT_IMAGE_TAG),
+            resources: ResourceSpec { cpu: Some("500m".into()), memory: Some("512Mi".into()) },
+        }
+    }
+
+    /// Name of the shared DaemonSet of `c` (what each resource's status points at).
+    pub fn workload(&self, c: Component) -> String {
+        c.workload_name(INSTANCE)
+    }
+}
+
+/// The model of the shared collector itself: cluster scope (it reads every tenant's
+/// namespace), its own ServiceAccount and RBAC, on every node.
+fn collector_model(s: &SharedSettings) -> (Model, Collector) {
+    let collector = Collector {
+        image: s.image.clone(),
+        pull_policy: None,
+        resources: s.resources.clone(),
+        env: Vec::new(),
+        // Not used by the shared pods (each tenant's archive is in its own sinks).
+        archive: Archive {
+            bucket: String::new(),
+            region: String::new(),
+            endpoint: None,
+            prefix: String::new(),
+            partition: S3Partition::Day,
+            batch_max_bytes: 0,
+            batch_timeout_secs: 0,
+            compression: Compression::Gzip,
+            codec: EncodingCodec::Json,
+        },
+        selection: SelectionSpec::default(),
+        loki: None,
+        secrets: BTreeMap::new(),
+    };
+    let model = Model {
+        name: INSTANCE.into(),
+        namespace: s.namespace.clone(),
+        workspace: "shared".into(),
+        tenant: "shared".into(),
+        cloud: None,
+        scope: Scope::Cluster,
+        service_account: format!("{INSTANCE}-vector"),
+        create_service_account: true,
+        create_rbac: true,
+        pod: PodSettings {
+            tolerations: vec![Toleration { operator: Some("Exists".into()), ..Default::default() }],
+            ..Default::default()
+        },
+        logs: Some(collector.clone()),
+        metrics: None,
+        traces: None,
+        greptime: None,
+        discovery_image: crate::model::DEFAULT_DISCOVERY_IMAGE.into(),
+        flow_window_secs: crate::model::DEFAULT_FLOW_WINDOW_SECS,
+        network_policy: false,
+        shared: None,
+    };
+    (model, collector)
+}
+
+/// Every shared child for `tenants` (any order: the output is sorted by tenant id).
+pub fn render(s: &SharedSettings, tenants: &[Tenant]) -> Result<Children, Error> {
+    let mut tenants = tenants.to_vec();
+    tenants.sort_by(|a, b| a.id.cmp(&b.id));
+    let (m, collector) = collector_model(s);
+    let mut out = Children::default();
+    out.service_accounts.extend(service_account::render(&m, None));
+    rbac::render(&m, None, &mut out);
+
+    let cfg = logs_config(&tenants, CONFIG_DIR);
+    let config = cfg.to_yaml().map_err(|e| serialise_err("shared logs config")(&e))?;
+    let mut data = BTreeMap::from([(CONFIG_KEY.to_string(), config)]);
+    for t in &tenants {
+        let Some(c) = t.logs.as_ref().map(|l| &l.credentials) else { continue };
+        data.insert(credential_key(&t.id, "aws_access_key_id"), c.access_key_id.clone());
+        data.insert(credential_key(&t.id, "aws_secret_access_key"), c.secret_access_key.clone());
+        if let Some(token) = &c.session_token {
+            data.insert(credential_key(&t.id, "aws_session_token"), token.clone());
+        }
+    }
+    let secret_name = Component::Logs.configmap_name(INSTANCE);
+    out.secrets.push(Secret {
+        metadata: meta::namespaced(&m, None, secret_name.clone(), Component::Logs.app_name()),
+        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    });
+
+    // A constant template: what changes is the Secret, which Vector reloads.
+    let mut ds = daemonset::render(&m, None, Component::Logs, &collector, "hot-reload".into(), String::new());
+    if let Some(pod) = ds.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        for v in pod.volumes.iter_mut().flatten().filter(|v| v.name == "config") {
+            v.config_map = None;
+            v.secret = Some(SecretVolumeSource { secret_name: Some(secret_name.clone()), ..Default::default() });
+        }
+        for c in pod.containers.iter_mut().filter(|c| c.name == "vector") {
+            c.args.get_or_insert_with(Vec::new).push("--watch-config".into());
+        }
+    }
+    if let Some(a) = ds.spec.as_mut().and_then(|s| s.template.metadata.as_mut()).and_then(|m| m.annotations.as_mut()) {
+        // The loaded config's id changes with every tenant; the pods do not.
+        a.remove(meta::ANNOTATION_CONFIG_ID);
+    }
+    out.daemon_sets.push(ds);
+    Ok(out)
+}

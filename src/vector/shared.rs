@@ -1,0 +1,158 @@
+//! The shared logs collector's Vector configuration: one `kubernetes_logs` source for every
+//! tenant on the node, the documented record ([`super::logs`]), then a `route` with one output
+//! per tenant (its namespaces and pod-label filters as a VRL condition), and per tenant its own
+//! identity stamp and its own sinks with its own credentials. Pure.
+//!
+//! Isolation: a route sends an event only to the outputs it matches, so no tenant's pipeline
+//! sees another's events. Fan-out in Vector waits for every downstream buffer, so each
+//! tenant's S3 sink has a disk buffer that drops the newest events when full instead of
+//! blocking: a tenant whose sink is down or slow loses its own data once its buffer (about
+//! 256 MiB) is full, and never stalls the source the others read from. Component ids start
+//! with the tenant's id ([`crate::model::shared::tenant_id`]), so buffer directories and
+//! metrics are per tenant too.
+
+use std::collections::BTreeMap;
+
+use super::vrl::{stamp_identity, vrl_string};
+use super::*;
+use crate::model::shared::{Namespaces, Selection, Tenant};
+
+pub const SOURCE: &str = "pod_logs";
+pub const RECORD_ID: &str = "record";
+pub const ROUTE: &str = "tenants";
+/// The secret backend holding every tenant's credentials (files of the config's Secret).
+pub const BACKEND: &str = "tenants";
+
+/// Secret key of one credential of tenant `id` (`aws_access_key_id`, …).
+pub fn credential_key(id: &str, what: &str) -> String {
+    format!("{id}_{what}")
+}
+
+/// The shared logs config for `tenants` (sorted by id by the caller or not: maps order it);
+/// `secrets_dir` is where the config's Secret, with the credentials, is mounted.
+pub fn logs_config(tenants: &[Tenant], secrets_dir: &str) -> Config {
+    let mut cfg = base_config();
+    let with_logs: Vec<&Tenant> = tenants.iter().filter(|t| t.logs.is_some()).collect();
+    if !with_logs.is_empty() {
+        cfg.sources.insert(SOURCE.into(), Source::KubernetesLogs(source(&with_logs)));
+        cfg.transforms.insert(
+            RECORD_ID.into(),
+            Transform::Remap(Remap { inputs: vec![SOURCE.into()], source: logs::RECORD.into(), drop_on_error: false }),
+        );
+        let mut route = BTreeMap::new();
+        for t in &with_logs {
+            let Some(l) = &t.logs else { continue };
+            route.insert(t.id.clone(), condition(&l.selection));
+            tenant_pipeline(&mut cfg, t);
+        }
+        cfg.transforms.insert(
+            ROUTE.into(),
+            Transform::Route(Route { inputs: vec![RECORD_ID.into()], route, reroute_unmatched: false }),
+        );
+        cfg.secret.insert(
+            BACKEND.into(),
+            SecretBackend::Directory { path: secrets_dir.into(), remove_trailing_whitespace: true },
+        );
+    }
+    self_observability(&mut cfg);
+    cfg
+}
+
+/// One tenant: stamp, S3 archive with its own credentials, GreptimeDB when it has one.
+fn tenant_pipeline(cfg: &mut Config, t: &Tenant) {
+    let Some(l) = &t.logs else { return };
+    let id = &t.id;
+    let enrich = format!("{id}_enrich");
+    cfg.transforms.insert(
+        enrich.clone(),
+        Transform::Remap(Remap {
+            inputs: vec![format!("{ROUTE}.{id}")],
+            source: stamp_identity(&t.workspace, &t.tenant),
+            drop_on_error: false,
+        }),
+    );
+    let prefix = key_prefix(&l.archive, "namespace={{ kubernetes.pod_namespace }}/");
+    let mut sink = s3_sink(vec![enrich.clone()], &l.archive, prefix);
+    if let Sink::AwsS3(s3) = &mut sink {
+        let secret = |what: &str| format!("SECRET[{BACKEND}.{}]", credential_key(id, what));
+        let mut auth = BTreeMap::from([
+            ("access_key_id".to_string(), secret("aws_access_key_id")),
+            ("secret_access_key".into(), secret("aws_secret_access_key")),
+        ]);
+        if l.credentials.session_token.is_some() {
+            auth.insert("session_token".into(), secret("aws_session_token"));
+        }
+        s3.auth = Some(auth);
+        // Isolation: never block the shared source (see the module docs).
+        s3.buffer = Buffer::Disk { max_size: MIN_DISK_BUFFER_BYTES, when_full: WhenFull::DropNewest };
+    }
+    cfg.sinks.insert(format!("{id}_{}", logs::S3_SINK), sink);
+    if let Some(g) = t.greptime.as_ref().filter(|g| g.logs) {
+        let flatten = format!("{id}_{}", logs::GREPTIME_FLATTEN);
+        cfg.transforms.insert(
+            flatten.clone(),
+            Transform::Remap(Remap { inputs: vec![enrich], source: logs::FLATTEN.into(), drop_on_error: false }),
+        );
+        cfg.sinks.insert(
+            format!("{id}_{}", logs::GREPTIME_SINK),
+            Sink::GreptimedbLogs(Box::new(GreptimeDbLogs {
+                inputs: vec![flatten],
+                endpoint: format!("http://{}", g.endpoint),
+                dbname: g.database.clone(),
+                table: g.logs_table.clone(),
+                pipeline_name: g.pipeline_name.clone(),
+                compression: "gzip".into(),
+                buffer: realtime_buffer(),
+                healthcheck: Healthcheck { enabled: true, uri: None },
+            })),
+        );
+    }
+}
+
+/// The source reads only the namespaces some tenant collects, when every tenant names its
+/// namespaces (an API selector: other namespaces' pods are never tailed).
+fn source(tenants: &[&Tenant]) -> KubernetesLogs {
+    let mut names = std::collections::BTreeSet::new();
+    let mut all = false;
+    for t in tenants {
+        match t.logs.as_ref().map(|l| &l.selection.namespaces) {
+            Some(Namespaces::Only(n)) => names.extend(n.iter().cloned()),
+            Some(Namespaces::AllExcept(_)) => all = true,
+            None => {}
+        }
+    }
+    let selector = if all || names.is_empty() {
+        String::new()
+    } else {
+        format!("kubernetes.io/metadata.name in ({})", names.into_iter().collect::<Vec<_>>().join(","))
+    };
+    KubernetesLogs {
+        extra_label_selector: String::new(),
+        extra_namespace_label_selector: selector,
+        extra_field_selector: String::new(),
+        use_apiserver_cache: true,
+        glob_minimum_cooldown_ms: 15_000,
+    }
+}
+
+/// The VRL condition of one tenant's route: its namespaces, then its pod-label filters
+/// (an exclude `k: v` also matches pods without `k`, as the selectors of the other modes).
+pub fn condition(s: &Selection) -> String {
+    let list = |names: &std::collections::BTreeSet<String>| {
+        format!("[{}]", names.iter().map(|n| vrl_string(n)).collect::<Vec<_>>().join(", "))
+    };
+    let mut parts = vec![match &s.namespaces {
+        Namespaces::Only(n) if n.is_empty() => "false".to_string(),
+        Namespaces::Only(n) => format!("includes({}, .kubernetes.pod_namespace)", list(n)),
+        Namespaces::AllExcept(n) if n.is_empty() => "true".to_string(),
+        Namespaces::AllExcept(n) => format!("!includes({}, .kubernetes.pod_namespace)", list(n)),
+    }];
+    let label = |k: &str| format!("(string(get(.kubernetes.pod_labels, [{}]) ?? null) ?? \"\")", vrl_string(k));
+    for (k, v) in &s.include_pod_labels {
+        parts.push(format!("{} == {}", label(k), vrl_string(v)));
+    }
+    for (k, v) in &s.exclude_pod_labels {
+        parts.push(format!("{} != {}", label(k), vrl_string(v)));
+    }
+    parts.join(" && ")
+}
