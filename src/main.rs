@@ -29,6 +29,10 @@ enum Command {
         /// Watch only this namespace (default: all namespaces).
         #[arg(long, env = "WATCH_NAMESPACE")]
         namespace: Option<String>,
+        /// Reconcile only the MonitoringServices with these labels (a label selector, e.g.
+        /// `shard=a`): several operators can split one cluster's resources between them.
+        #[arg(long, env = "RESOURCE_SELECTOR")]
+        resource_selector: Option<String>,
         /// Log format.
         #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
         log_format: String,
@@ -99,6 +103,9 @@ enum Command {
         /// Vector image of the shared collectors.
         #[arg(long, env = "SHARED_VECTOR_IMAGE")]
         shared_vector_image: Option<String>,
+        /// Nodes of the shared collectors, `key=value` (repeatable; default: every node).
+        #[arg(long = "shared-node-selector", env = "SHARED_NODE_SELECTOR", value_delimiter = ',')]
+        shared_node_selector: Vec<String>,
         /// Leader election: only the replica holding the Lease reconciles; the others serve
         /// /metrics (leader 0) and take over when it goes. Off: this process always reconciles
         /// (run exactly one).
@@ -168,6 +175,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Render { file, namespace } => print!("{}", render_file(&file, &namespace)?),
         Command::Run {
             namespace,
+            resource_selector,
             log_format,
             discovery_image,
             greptimedb_url,
@@ -185,6 +193,7 @@ async fn main() -> anyhow::Result<()> {
             collection_mode,
             shared_namespace,
             shared_vector_image,
+            shared_node_selector,
             leader_election,
             lease_name,
             lease_namespace,
@@ -255,11 +264,16 @@ async fn main() -> anyhow::Result<()> {
                     if let Some(image) = shared_vector_image {
                         s.image = image;
                     }
+                    for kv in &shared_node_selector {
+                        let (k, v) = kv.split_once('=').with_context(|| format!("--shared-node-selector {kv}: expected key=value"))?;
+                        s.node_selector.insert(k.into(), v.into());
+                    }
                     Ok(s)
                 })
                 .transpose()?;
             let settings = controller::Settings {
                 shared,
+                resource_selector,
                 flow_interval: (flow_interval_secs > 0).then(|| std::time::Duration::from_secs(flow_interval_secs)),
                 flow_concurrency,
                 flow_window_secs: flow_window_secs.max(1),

@@ -22,6 +22,8 @@ use crate::telemetry::metrics::Metrics;
 pub struct Settings {
     /// Only this namespace is watched (None: all).
     pub namespace: Option<String>,
+    /// Only resources with these labels are reconciled (None: all).
+    pub resource_selector: Option<String>,
     /// Image of the per-node discovery sidecar (this operator's image).
     pub discovery_image: String,
     /// Reach GreptimeDB's HTTP API here instead of `http://<frontend Service>` (for an
@@ -57,6 +59,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             namespace: None,
+            resource_selector: None,
             discovery_image: DEFAULT_DISCOVERY_IMAGE.into(),
             greptime_url: None,
             metrics_addr: None,

@@ -82,11 +82,16 @@ pub async fn build(
     counter: Option<client::RequestCounter>,
 ) -> anyhow::Result<Operator> {
     let namespace = settings.namespace.clone();
+    let settings_selector = settings.resource_selector.clone();
     let metrics_addr = settings.metrics_addr;
     let status_kinds = settings.status_kinds.clone();
     let ctx = Context::with_settings(client.clone(), settings);
     let ns = namespace.as_deref();
-    let (ms_store, ms_events) = watch::cached(scoped::<MonitoringServices>(&client, ns), watcher::Config::default());
+    let mut resources = watcher::Config::default();
+    if let Some(selector) = &settings_selector {
+        resources = resources.labels(selector);
+    }
+    let (ms_store, ms_events) = watch::cached(scoped::<MonitoringServices>(&client, ns), resources);
     let mut extra_watches = Vec::new();
 
     // The metrics endpoint: operator counters, API requests, and status gauges read from the
@@ -242,6 +247,7 @@ async fn wire(
         ms_store.clone(),
         ctx.settings.namespace.clone(),
         shared_ns.clone(),
+        ctx.settings.resource_selector.is_some(),
     ));
     if ctx.caches.set(caches).is_err() {
         warn!("watch caches were already set up");

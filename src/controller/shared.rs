@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures::FutureExt;
 use k8s_openapi::api::apps::v1::DaemonSet;
 use kube::ResourceExt;
 use kube::api::PartialObjectMeta;
@@ -113,8 +114,10 @@ pub async fn daemon_sets(ctx: &Context) -> Vec<DaemonSet> {
 /// Keep the shared collectors in line with the registry, forever (the leader's task).
 pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
     let Some(settings) = ctx.settings.shared.clone() else { return };
-    if store.wait_until_ready().await.is_err() {
-        return;
+    // Polled, not awaited: awaited before the reflector's first event, kube-runtime 5.0's
+    // `wait_until_ready` was measured never to wake here.
+    while store.wait_until_ready().now_or_never().is_none() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let start = tokio::time::Instant::now();
     while !ctx.shared.all_seen(&store) && start.elapsed() < Duration::from_secs(60) {

@@ -23,20 +23,23 @@ const EVERY: Duration = Duration::from_secs(300);
 /// Sweep forever (the leader's task). `namespace`: the only namespace this operator watches
 /// (None: all); children of resources elsewhere belong to another operator and are left alone.
 /// `shared`: the shared collectors' namespace in shared mode, whose RBAC has no resource.
+/// `selective`: the operator reconciles only resources matching a label selector.
 pub async fn run(
     client: Client,
     caches: ChildCaches,
     resources: Store<MonitoringServices>,
     namespace: Option<String>,
     shared: Option<String>,
+    selective: bool,
 ) {
     tokio::time::sleep(FIRST).await;
     loop {
         if resources.wait_until_ready().await.is_ok() {
             let (ns, shared) = (namespace.as_deref(), shared.as_deref());
             let crbs = &caches.cluster_role_bindings;
-            sweep(Api::<ClusterRoleBinding>::all(client.clone()), crbs, &resources, ns, shared).await;
-            sweep(Api::<ClusterRole>::all(client.clone()), &caches.cluster_roles, &resources, ns, shared).await;
+            sweep(Api::<ClusterRoleBinding>::all(client.clone()), crbs, &resources, ns, shared, selective).await;
+            let crs = &caches.cluster_roles;
+            sweep(Api::<ClusterRole>::all(client.clone()), crs, &resources, ns, shared, selective).await;
         }
         tokio::time::sleep(EVERY).await;
     }
@@ -54,6 +57,7 @@ async fn sweep<K>(
     resources: &Store<MonitoringServices>,
     namespace: Option<&str>,
     shared: Option<&str>,
+    selective: bool,
 ) where
     K: Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
@@ -66,6 +70,14 @@ async fn sweep<K>(
         }
         if namespace.is_some_and(|watched| watched != ns) || resources.get(&ObjectRef::new(name).within(ns)).is_some() {
             continue;
+        }
+        // With a resource selector the store holds only this operator's share: ask whether
+        // the owner exists at all (another operator's resource is not an orphan).
+        if selective {
+            let owners: Api<MonitoringServices> = Api::namespaced(api.clone().into_client(), ns);
+            if !matches!(owners.get_opt(name).await, Ok(None)) {
+                continue;
+            }
         }
         // Only the object the cache saw: one re-created since is someone's live child.
         let dp = DeleteParams {

@@ -37,6 +37,8 @@ pub struct SharedSettings {
     pub image: String,
     /// CPU and memory of one collector pod (it serves every tenant on its node).
     pub resources: ResourceSpec,
+    /// Nodes the shared collectors run on (default: every node, tainted ones included).
+    pub node_selector: BTreeMap<String, String>,
 }
 
 impl SharedSettings {
@@ -45,6 +47,7 @@ impl SharedSettings {
             namespace: namespace.into(),
             image: format!("{}:{}", crate::api::DEFAULT_IMAGE_REPOSITORY, crate::api::DEFAULT_IMAGE_TAG),
             resources: ResourceSpec { cpu: Some("500m".into()), memory: Some("512Mi".into()) },
+            node_selector: BTreeMap::new(),
         }
     }
 
@@ -90,6 +93,7 @@ fn collector_model(s: &SharedSettings) -> (Model, Collector) {
         create_rbac: true,
         pod: PodSettings {
             tolerations: vec![Toleration { operator: Some("Exists".into()), ..Default::default() }],
+            node_selector: s.node_selector.clone(),
             ..Default::default()
         },
         logs: Some(collector.clone()),
