@@ -56,6 +56,18 @@ pub struct Settings {
     pub scrape_timeout_secs: u64,
     pub workspace: String,
     pub tenant: String,
+    /// The shared metrics collector: one entry per tenant, each with its own filters and
+    /// identity; the top-level filters are then unused and every pod of the node is watched.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tenants: Vec<TenantSettings>,
+}
+
+/// One tenant of a shared metrics collector: its component-id prefix and its settings.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantSettings {
+    pub id: String,
+    pub settings: Settings,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -214,7 +226,10 @@ pub fn targets<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> Vec
 
 /// How many of `pods` this collector reads (log directories or scrape targets): with none,
 /// silence is not a flow problem.
-pub fn selected<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> usize {
+pub fn selected<'a>(pods: impl IntoIterator<Item = &'a Pod> + Clone, s: &Settings) -> usize {
+    if !s.tenants.is_empty() {
+        return s.tenants.iter().map(|t| targets(pods.clone(), &t.settings).len()).sum();
+    }
     match s.mode {
         Mode::Metrics => targets(pods, s).len(),
         Mode::Logs => log_pods(pods, s).len(),

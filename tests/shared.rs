@@ -148,13 +148,11 @@ async fn baseline_tenants_run_on_the_shared_collectors() {
     // A third tenant: the config Secret changes, the pods do not.
     let c = namespace(&client, "tenant-c").await;
     label_namespace(&client, &c, "baseline").await;
-    create(
-        &client,
-        &c,
-        tenant_ms("mon", &admin, json!({"AWS_ACCESS_KEY_ID": "AKIA-C", "AWS_SECRET_ACCESS_KEY": "sc"})),
-    )
-    .await
-    .unwrap();
+    // C also collects metrics: the first tenant with metrics brings the shared metrics collector.
+    let mut body = tenant_ms("mon", &admin, json!({"AWS_ACCESS_KEY_ID": "AKIA-C", "AWS_SECRET_ACCESS_KEY": "sc"}));
+    body["spec"]["vectorMetrics"] = json!({"s3Bucket": "metrics-c", "s3Region": "us-east-1",
+        "environmentVariables": {"AWS_ACCESS_KEY_ID": "AKIA-CM", "AWS_SECRET_ACCESS_KEY": "scm"}});
+    create(&client, &c, body).await.unwrap();
     wait_credentials(&shared_secrets, "tenant C added", |d| has_value(d, "AKIA-C")).await;
     assert_eq!(
         dss.get(DS).await.unwrap().spec.unwrap().template,
@@ -162,6 +160,17 @@ async fn baseline_tenants_run_on_the_shared_collectors() {
         "a new tenant never restarts the collectors"
     );
     assert!(secret_data(&shared_secrets).await["vector.yaml"].contains(&format!("includes([\"{c}\"]")));
+    let metrics_config = eventually("the shared metrics config", PROMPT, || async {
+        shared_secrets.get_opt("monitoring-shared-vector-metrics-config").await.unwrap()
+    })
+    .await;
+    let keys: Vec<String> = metrics_config.data.unwrap().into_keys().collect();
+    assert!(keys.contains(&"discovery.json".to_string()) && keys.len() == 4, "{keys:?}");
+    all_pods_ready(&client, &admin, "app.kubernetes.io/name=vector-metrics", 2).await;
+    let ms =
+        wait_status(&client, &c, "mon", "C Running (logs and metrics)", |m| phase(m) == Some(Phase::Running)).await;
+    let metrics = ms.status.unwrap().vector_metrics_status.unwrap();
+    assert_eq!(metrics.workload.as_deref(), Some(format!("{admin}/monitoring-shared-vector-metrics").as_str()));
 
     // B rotates its credentials: the shared Secret follows (the Secret watch triggers it).
     let mut rotated = b_secrets.get("s3").await.unwrap();

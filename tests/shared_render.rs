@@ -254,7 +254,9 @@ fn the_shared_config_passes_the_vector_schema_and_its_vrl_compiles() {
     let mut schema: Value = serde_json::from_str(&text).unwrap();
     support::files::encode_refs(&mut schema);
     let validator = jsonschema::validator_for(&schema).unwrap();
-    for tenants in [vec![], vec![tenant(&ma)], vec![tenant(&ma), tenant(&mb)]] {
+    let none = render(&SharedSettings::new(SHARED_NS), &[]).unwrap();
+    assert_eq!(none, r::Children::default(), "no tenant: nothing runs, nothing is granted");
+    for tenants in [vec![tenant(&ma)], vec![tenant(&ma), tenant(&mb)]] {
         let (cfg, _) = shared_config(&tenants);
         let errors: Vec<String> =
             validator.iter_errors(&cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
@@ -295,4 +297,71 @@ fn what_a_shared_collector_cannot_do_per_tenant_is_refused_by_field() {
         "spec.vectorLogs.environmentVariables.AWS_SECRET_ACCESS_KEY.valueFrom.secretKeyRef"
     );
     assert_eq!(field(logs(json!({"loki": {"endpoint": "http://loki:3100"}}))), "spec.vectorLogs.loki");
+}
+
+/// Metrics on the shared collector: the sidecar's settings carry each tenant's own filters,
+/// its file gives each tenant only its own targets (under its id), and each tenant's archive
+/// consumes only its own (its wildcard).
+#[test]
+fn each_tenant_scrapes_and_archives_only_its_own_targets() {
+    let with_metrics = |ns: &str, labels: Value, key: &str| {
+        let spec = json!({"workspace": format!("ws-{ns}"), "tenant": ns,
+            "vectorMetrics": {"s3Bucket": format!("m-{ns}"), "s3Region": "us-east-1", "includePodLabels": labels,
+                "environmentVariables": {"AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": "s"}}});
+        tenant(&model::build(&ms(ns, "mon", spec), &deref(&[])).unwrap())
+    };
+    let ta = with_metrics("workspace-prod", json!({"app": "api"}), "KA");
+    let tb = with_metrics("workspace-dev", json!({}), "KB");
+    let children = render(&SharedSettings::new(SHARED_NS), &[ta.clone(), tb.clone()]).unwrap();
+    let names: Vec<&str> = children.daemon_sets.iter().map(|d| d.metadata.name.as_deref().unwrap()).collect();
+    assert_eq!(names, vec!["monitoring-shared-vector-metrics"], "no logs collector without a tenant collecting logs");
+    let secret = &children.secrets[0];
+    let data: BTreeMap<String, String> =
+        secret.data.clone().unwrap().into_iter().map(|(k, v)| (k, String::from_utf8(v.0).unwrap())).collect();
+    let settings: monitoring_operator::discover::Settings = serde_json::from_str(&data["discovery.json"]).unwrap();
+    assert_eq!(settings.tenants.len(), 2);
+    let pods = support::rendered::sample_pods();
+    let file = monitoring_operator::vector::discovered(pods.iter(), &settings, "node-1").unwrap();
+    let fragment: Value = serde_norway::from_str(file.lines().skip(1).collect::<Vec<_>>().join("\n").as_str()).unwrap();
+    let sources: Vec<&String> = fragment["sources"].as_object().unwrap().keys().collect();
+    // Prod's api-1 (app=api) for A; dev's db-0 for B; nobody scrapes another's namespace.
+    assert_eq!(sources.len(), 2, "{sources:?}");
+    let for_a: Vec<&Value> = fragment["sources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with(&ta.id))
+        .map(|(_, v)| v)
+        .collect();
+    let for_b: Vec<&Value> = fragment["sources"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.starts_with(&tb.id))
+        .map(|(_, v)| v)
+        .collect();
+    assert_eq!(for_a.len(), 1);
+    assert_eq!(for_a[0]["endpoints"], json!(["http://10.0.0.7:9100/metrics"]));
+    assert_eq!(for_b.len(), 1);
+    assert_eq!(for_b[0]["endpoints"], json!(["https://10.0.0.8:8443/stats"]));
+    // Each labelled stream carries its tenant's identity; each archive reads its own wildcard.
+    for (id, t) in fragment["transforms"].as_object().unwrap() {
+        let ws = if id.starts_with(&ta.id) { "ws-workspace-prod" } else { "ws-workspace-dev" };
+        assert!(t["source"].as_str().unwrap().contains(&format!(".tags.workspace = \"{ws}\"")), "{id}");
+    }
+    let mut cfg: Value = serde_norway::from_str(&data["vector.yaml"]).unwrap();
+    for t in [&ta, &tb] {
+        let to_log = &cfg["transforms"][format!("{}_metrics_to_logs", t.id)];
+        assert_eq!(to_log["inputs"], json!([format!("{}_pod_metrics_labeled_*", t.id)]));
+        let s3 = &cfg["sinks"][format!("{}_s3_archive", t.id)];
+        assert_eq!(s3["auth"]["access_key_id"], format!("SECRET[tenants.{}_aws_access_key_id]", t.id));
+    }
+    // Base and targets file together pass Vector's schema.
+    support::rendered::merge(&mut cfg, fragment);
+    let text = std::fs::read_to_string(repo().join("../shared/vector/vector-0.57-config-schema.json")).unwrap();
+    let mut schema: Value = serde_json::from_str(&text).unwrap();
+    support::files::encode_refs(&mut schema);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let errors: Vec<String> = validator.iter_errors(&cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
 }

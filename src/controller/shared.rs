@@ -113,7 +113,8 @@ pub async fn daemon_sets(ctx: &Context) -> Vec<DaemonSet> {
 
 /// Keep the shared collectors in line with the registry, forever (the leader's task).
 pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
-    let Some(settings) = ctx.settings.shared.clone() else { return };
+    let Some(mut settings) = ctx.settings.shared.clone() else { return };
+    settings.discovery_image = ctx.settings.discovery_image.clone();
     // Polled, not awaited: awaited before the reflector's first event, kube-runtime 5.0's
     // `wait_until_ready` was measured never to wake here.
     while store.wait_until_ready().now_or_never().is_none() {

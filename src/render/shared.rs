@@ -17,14 +17,15 @@ use std::collections::BTreeMap;
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource, Toleration};
 
-use super::configmap::CONFIG_KEY;
+use super::configmap::{CONFIG_KEY, DISCOVERY_KEY};
 use super::meta::{self, Component};
 use super::pod::CONFIG_DIR;
 use super::{Children, Error, daemonset, rbac, serialise_err, service_account};
 use crate::api::{Compression, EncodingCodec, ResourceSpec, S3Partition, SelectionSpec};
+use crate::model::shared::AwsCredentials;
 use crate::model::shared::Tenant;
 use crate::model::{Archive, Collector, Model, PodSettings, Scope};
-use crate::vector::shared::{credential_key, logs_config};
+use crate::vector::shared::{credential_key, discovery_settings, logs_config, metrics_config};
 
 pub use crate::model::shared::INSTANCE;
 
@@ -39,6 +40,8 @@ pub struct SharedSettings {
     pub resources: ResourceSpec,
     /// Nodes the shared collectors run on (default: every node, tainted ones included).
     pub node_selector: BTreeMap<String, String>,
+    /// Image of the metrics collector's discovery sidecar (the operator's own).
+    pub discovery_image: String,
 }
 
 impl SharedSettings {
@@ -48,6 +51,7 @@ impl SharedSettings {
             image: format!("{}:{}", crate::api::DEFAULT_IMAGE_REPOSITORY, crate::api::DEFAULT_IMAGE_TAG),
             resources: ResourceSpec { cpu: Some("500m".into()), memory: Some("512Mi".into()) },
             node_selector: BTreeMap::new(),
+            discovery_image: crate::model::DEFAULT_DISCOVERY_IMAGE.into(),
         }
     }
 
@@ -100,12 +104,56 @@ fn collector_model(s: &SharedSettings) -> (Model, Collector) {
         metrics: None,
         traces: None,
         greptime: None,
-        discovery_image: crate::model::DEFAULT_DISCOVERY_IMAGE.into(),
+        discovery_image: s.discovery_image.clone(),
         flow_window_secs: crate::model::DEFAULT_FLOW_WINDOW_SECS,
         network_policy: false,
         shared: None,
     };
     (model, collector)
+}
+
+/// One component's config Secret (config, discovery settings, credentials) and DaemonSet.
+fn component<'a>(
+    m: &Model,
+    collector: &Collector,
+    c: Component,
+    mut data: BTreeMap<String, String>,
+    credentials: impl Iterator<Item = (&'a str, &'a AwsCredentials)>,
+    out: &mut Children,
+) {
+    for (id, cred) in credentials {
+        data.insert(credential_key(id, "aws_access_key_id"), cred.access_key_id.clone());
+        data.insert(credential_key(id, "aws_secret_access_key"), cred.secret_access_key.clone());
+        if let Some(token) = &cred.session_token {
+            data.insert(credential_key(id, "aws_session_token"), token.clone());
+        }
+    }
+    let secret_name = c.configmap_name(INSTANCE);
+    out.secrets.push(Secret {
+        metadata: meta::namespaced(m, None, secret_name.clone(), c.app_name()),
+        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
+        type_: Some("Opaque".into()),
+        ..Default::default()
+    });
+    // A constant template: what changes is the Secret, which Vector reloads.
+    let mut ds = daemonset::render(m, None, c, collector, "hot-reload".into(), String::new());
+    if let Some(pod) = ds.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
+        for v in pod.volumes.iter_mut().flatten().filter(|v| v.name == "config") {
+            v.config_map = None;
+            v.secret = Some(SecretVolumeSource { secret_name: Some(secret_name.clone()), ..Default::default() });
+        }
+        for v in pod.containers.iter_mut().filter(|v| v.name == "vector") {
+            let args = v.args.get_or_insert_with(Vec::new);
+            if !args.iter().any(|a| a == "--watch-config") {
+                args.push("--watch-config".into());
+            }
+        }
+    }
+    if let Some(a) = ds.spec.as_mut().and_then(|s| s.template.metadata.as_mut()).and_then(|m| m.annotations.as_mut()) {
+        // The loaded config's id changes with every tenant; the pods do not.
+        a.remove(meta::ANNOTATION_CONFIG_ID);
+    }
+    out.daemon_sets.push(ds);
 }
 
 /// Every shared child for `tenants` (any order: the output is sorted by tenant id).
@@ -114,43 +162,28 @@ pub fn render(s: &SharedSettings, tenants: &[Tenant]) -> Result<Children, Error>
     tenants.sort_by(|a, b| a.id.cmp(&b.id));
     let (m, collector) = collector_model(s);
     let mut out = Children::default();
+    if tenants.iter().all(|t| t.logs.is_none() && t.metrics.is_none()) {
+        // Nobody to serve: nothing runs, nothing is granted.
+        return Ok(out);
+    }
     out.service_accounts.extend(service_account::render(&m, None));
     rbac::render(&m, None, &mut out);
 
-    let cfg = logs_config(&tenants, CONFIG_DIR);
-    let config = cfg.to_yaml().map_err(|e| serialise_err("shared logs config")(&e))?;
-    let mut data = BTreeMap::from([(CONFIG_KEY.to_string(), config)]);
-    for t in &tenants {
-        let Some(c) = t.logs.as_ref().map(|l| &l.credentials) else { continue };
-        data.insert(credential_key(&t.id, "aws_access_key_id"), c.access_key_id.clone());
-        data.insert(credential_key(&t.id, "aws_secret_access_key"), c.secret_access_key.clone());
-        if let Some(token) = &c.session_token {
-            data.insert(credential_key(&t.id, "aws_session_token"), token.clone());
-        }
+    if tenants.iter().any(|t| t.logs.is_some()) {
+        let cfg = logs_config(&tenants, CONFIG_DIR);
+        let config = cfg.to_yaml().map_err(|e| serialise_err("shared logs config")(&e))?;
+        let data = BTreeMap::from([(CONFIG_KEY.to_string(), config)]);
+        let creds = tenants.iter().filter_map(|t| Some((t.id.as_str(), &t.logs.as_ref()?.credentials)));
+        component(&m, &collector, Component::Logs, data, creds, &mut out);
     }
-    let secret_name = Component::Logs.configmap_name(INSTANCE);
-    out.secrets.push(Secret {
-        metadata: meta::namespaced(&m, None, secret_name.clone(), Component::Logs.app_name()),
-        data: Some(data.into_iter().map(|(k, v)| (k, ByteString(v.into_bytes()))).collect()),
-        type_: Some("Opaque".into()),
-        ..Default::default()
-    });
-
-    // A constant template: what changes is the Secret, which Vector reloads.
-    let mut ds = daemonset::render(&m, None, Component::Logs, &collector, "hot-reload".into(), String::new());
-    if let Some(pod) = ds.spec.as_mut().and_then(|s| s.template.spec.as_mut()) {
-        for v in pod.volumes.iter_mut().flatten().filter(|v| v.name == "config") {
-            v.config_map = None;
-            v.secret = Some(SecretVolumeSource { secret_name: Some(secret_name.clone()), ..Default::default() });
-        }
-        for c in pod.containers.iter_mut().filter(|c| c.name == "vector") {
-            c.args.get_or_insert_with(Vec::new).push("--watch-config".into());
-        }
+    if tenants.iter().any(|t| t.metrics.is_some()) {
+        let cfg = metrics_config(&tenants, CONFIG_DIR);
+        let config = cfg.to_yaml().map_err(|e| serialise_err("shared metrics config")(&e))?;
+        let settings = serde_json::to_string_pretty(&discovery_settings(&tenants))
+            .map_err(|e| serialise_err("shared discovery settings")(&e))?;
+        let data = BTreeMap::from([(CONFIG_KEY.to_string(), config), (DISCOVERY_KEY.to_string(), settings)]);
+        let creds = tenants.iter().filter_map(|t| Some((t.id.as_str(), &t.metrics.as_ref()?.common.credentials)));
+        component(&m, &collector, Component::Metrics, data, creds, &mut out);
     }
-    if let Some(a) = ds.spec.as_mut().and_then(|s| s.template.metadata.as_mut()).and_then(|m| m.annotations.as_mut()) {
-        // The loaded config's id changes with every tenant; the pods do not.
-        a.remove(meta::ANNOTATION_CONFIG_ID);
-    }
-    out.daemon_sets.push(ds);
     Ok(out)
 }

@@ -30,6 +30,8 @@ fn api(client: Client, s: &Settings) -> Api<Pod> {
 /// must know which pods the filters reject.
 fn selectors(node: &str, s: &Settings) -> (String, String) {
     match s.mode {
+        // Shared: every tenant's own filters apply in the sidecar.
+        Mode::Metrics if !s.tenants.is_empty() => (format!("spec.nodeName={node},status.phase=Running"), String::new()),
         Mode::Metrics => (format!("spec.nodeName={node},status.phase=Running"), s.label_selector()),
         Mode::Logs => (format!("spec.nodeName={node}"), String::new()),
     }

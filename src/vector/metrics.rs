@@ -13,6 +13,7 @@ use super::vrl::{stamp_identity, vrl_string};
 use super::*;
 use crate::discover::{Settings, Target};
 use crate::model::{MetricsCollector, Model, Scope};
+use k8s_openapi::api::core::v1::Pod;
 
 pub const SOURCE: &str = "pod_metrics";
 /// Prefix of each target's labelling remap (`pod_metrics_labeled_<id>`); the base config consumes
@@ -100,6 +101,7 @@ pub fn settings(m: &Model, metrics: &MetricsCollector) -> Settings {
         scrape_timeout_secs: metrics.scrape_timeout_secs,
         workspace: m.workspace.clone(),
         tenant: m.tenant.clone(),
+        tenants: Vec::new(),
     }
 }
 
@@ -115,12 +117,38 @@ pub fn target_id(url: &str) -> String {
 /// at once) the other targets: each keeps its cadence. With no targets the file is empty of
 /// components and the base config's placeholder keeps its wildcard valid.
 pub fn discovered(targets: &[Target], s: &Settings, node: &str) -> Result<String, serde_norway::Error> {
-    let mut sources = BTreeMap::new();
-    let mut transforms = BTreeMap::new();
+    let mut fragment = Fragment { sources: BTreeMap::new(), transforms: BTreeMap::new() };
+    target_components(&mut fragment, "", targets, s, node);
+    Ok(format!(
+        "# Written by monitoring-operator discover for node {node}: {} target(s). Do not edit.\n{}",
+        targets.len(),
+        fragment_yaml(&fragment)?
+    ))
+}
+
+/// The shared collector's targets file: per tenant its own targets (its filters), with its
+/// id before every component id (`<id>_pod_metrics_<target>`), so the tenant's base pipeline
+/// consumes only its own through its wildcard.
+pub fn discovered_shared(pods: &[&Pod], s: &Settings, node: &str) -> Result<String, serde_norway::Error> {
+    let mut fragment = Fragment { sources: BTreeMap::new(), transforms: BTreeMap::new() };
+    let mut count = 0;
+    for t in &s.tenants {
+        let targets = crate::discover::targets(pods.iter().copied(), &t.settings);
+        count += targets.len();
+        target_components(&mut fragment, &format!("{}_", t.id), &targets, &t.settings, node);
+    }
+    Ok(format!(
+        "# Written by monitoring-operator discover for node {node}: {count} target(s) of {} tenant(s). Do not edit.\n{}",
+        s.tenants.len(),
+        fragment_yaml(&fragment)?
+    ))
+}
+
+fn target_components(f: &mut Fragment, prefix: &str, targets: &[Target], s: &Settings, node: &str) {
     for t in targets {
         let id = target_id(&t.url);
-        let source = format!("{SOURCE}_{id}");
-        sources.insert(
+        let source = format!("{prefix}{SOURCE}_{id}");
+        f.sources.insert(
             source.clone(),
             Source::PrometheusScrape(PrometheusScrape {
                 endpoints: vec![t.url.clone()],
@@ -131,17 +159,11 @@ pub fn discovered(targets: &[Target], s: &Settings, node: &str) -> Result<String
                 honor_labels: false,
             }),
         );
-        transforms.insert(
-            format!("{LABELED}_{id}"),
+        f.transforms.insert(
+            format!("{prefix}{LABELED}_{id}"),
             Transform::Remap(Remap { inputs: vec![source], source: label_program(t, s, node), drop_on_error: false }),
         );
     }
-    let fragment = Fragment { sources, transforms };
-    Ok(format!(
-        "# Written by monitoring-operator discover for node {node}: {} target(s). Do not edit.\n{}",
-        targets.len(),
-        fragment_yaml(&fragment)?
-    ))
 }
 
 /// Labels every sample of target `t` with its pod and the CR's identity. Our labels are set

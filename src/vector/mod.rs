@@ -30,6 +30,10 @@ pub fn discovered<'a>(
     s: &Settings,
     node: &str,
 ) -> Result<String, serde_norway::Error> {
+    if !s.tenants.is_empty() {
+        let pods: Vec<&Pod> = pods.into_iter().collect();
+        return metrics::discovered_shared(&pods, s, node);
+    }
     match s.mode {
         Mode::Metrics => metrics::discovered(&discover::targets(pods, s), s, node),
         Mode::Logs => logs::discovered(&discover::log_pods(pods, s), s, node),

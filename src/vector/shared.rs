@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 
 use super::vrl::{stamp_identity, vrl_string};
 use super::*;
-use crate::model::shared::{Namespaces, Selection, Tenant};
+use crate::discover::{Mode, Settings, TenantSettings};
+use crate::model::Archive;
+use crate::model::shared::{AwsCredentials, Namespaces, Selection, Tenant};
 
 pub const SOURCE: &str = "pod_logs";
 pub const RECORD_ID: &str = "record";
@@ -72,20 +74,7 @@ fn tenant_pipeline(cfg: &mut Config, t: &Tenant) {
         }),
     );
     let prefix = key_prefix(&l.archive, "namespace={{ kubernetes.pod_namespace }}/");
-    let mut sink = s3_sink(vec![enrich.clone()], &l.archive, prefix);
-    if let Sink::AwsS3(s3) = &mut sink {
-        let secret = |what: &str| format!("SECRET[{BACKEND}.{}]", credential_key(id, what));
-        let mut auth = BTreeMap::from([
-            ("access_key_id".to_string(), secret("aws_access_key_id")),
-            ("secret_access_key".into(), secret("aws_secret_access_key")),
-        ]);
-        if l.credentials.session_token.is_some() {
-            auth.insert("session_token".into(), secret("aws_session_token"));
-        }
-        s3.auth = Some(auth);
-        // Isolation: never block the shared source (see the module docs).
-        s3.buffer = Buffer::Disk { max_size: MIN_DISK_BUFFER_BYTES, when_full: WhenFull::DropNewest };
-    }
+    let sink = tenant_s3(id, vec![enrich.clone()], &l.archive, &l.credentials, prefix);
     cfg.sinks.insert(format!("{id}_{}", logs::S3_SINK), sink);
     if let Some(g) = t.greptime.as_ref().filter(|g| g.logs) {
         let flatten = format!("{id}_{}", logs::GREPTIME_FLATTEN);
@@ -107,6 +96,113 @@ fn tenant_pipeline(cfg: &mut Config, t: &Tenant) {
             })),
         );
     }
+}
+
+/// A tenant's S3 archive: its own credentials (from the config Secret's files), and a disk
+/// buffer that drops the newest events when full instead of blocking (see the module docs).
+fn tenant_s3(id: &str, inputs: Vec<String>, archive: &Archive, c: &AwsCredentials, prefix: String) -> Sink {
+    let mut sink = s3_sink(inputs, archive, prefix);
+    if let Sink::AwsS3(s3) = &mut sink {
+        let secret = |what: &str| format!("SECRET[{BACKEND}.{}]", credential_key(id, what));
+        let mut auth = BTreeMap::from([
+            ("access_key_id".to_string(), secret("aws_access_key_id")),
+            ("secret_access_key".into(), secret("aws_secret_access_key")),
+        ]);
+        if c.session_token.is_some() {
+            auth.insert("session_token".into(), secret("aws_session_token"));
+        }
+        s3.auth = Some(auth);
+        s3.buffer = Buffer::Disk { max_size: MIN_DISK_BUFFER_BYTES, when_full: WhenFull::DropNewest };
+    }
+    sink
+}
+
+/// The shared metrics collector's base config: per tenant, what its targets' labelled
+/// samples (the sidecar's file, components `<id>_pod_metrics_labeled_*`) go through: records
+/// stamped with its identity to its S3 archive, and its GreptimeDB remote write.
+pub fn metrics_config(tenants: &[Tenant], secrets_dir: &str) -> Config {
+    let mut cfg = base_config();
+    for t in tenants {
+        let Some(mt) = &t.metrics else { continue };
+        let id = &t.id;
+        let all = format!("{id}_{}", metrics::LABELED_ALL);
+        cfg.sources.insert(
+            format!("{id}_{}", metrics::LABELED_NONE),
+            Source::StaticMetrics(StaticMetrics { metrics: Vec::new(), interval_secs: 86_400 }),
+        );
+        let to_log = format!("{id}_{}", metrics::TO_LOG);
+        cfg.transforms.insert(to_log.clone(), Transform::MetricToLog(MetricToLog { inputs: vec![all.clone()] }));
+        let enrich = format!("{id}_{}", metrics::ENRICH);
+        cfg.transforms.insert(
+            enrich.clone(),
+            Transform::Remap(Remap {
+                inputs: vec![to_log],
+                source: stamp_identity(&t.workspace, &t.tenant),
+                drop_on_error: false,
+            }),
+        );
+        let c = &mt.common;
+        let prefix = key_prefix(&c.archive, "");
+        cfg.sinks.insert(
+            format!("{id}_{}", metrics::S3_SINK),
+            tenant_s3(id, vec![enrich], &c.archive, &c.credentials, prefix),
+        );
+        if let Some(g) = t.greptime.as_ref().filter(|g| g.metrics) {
+            cfg.sinks.insert(
+                format!("{id}_{}", metrics::GREPTIME_SINK),
+                Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
+                    inputs: vec![all],
+                    endpoint: format!("http://{}/v1/prometheus/write?db={}", g.endpoint, g.database),
+                    tenant_id: None,
+                    auth: None,
+                    tls: None,
+                    buffer: realtime_buffer(),
+                    healthcheck: Healthcheck { enabled: true, uri: Some(format!("http://{}/health", g.endpoint)) },
+                })),
+            );
+        }
+        cfg.secret.insert(
+            BACKEND.into(),
+            SecretBackend::Directory { path: secrets_dir.into(), remove_trailing_whitespace: true },
+        );
+    }
+    self_observability(&mut cfg);
+    cfg
+}
+
+/// The shared metrics sidecar's settings: one entry per tenant with metrics.
+pub fn discovery_settings(tenants: &[Tenant]) -> Settings {
+    let tenants = tenants
+        .iter()
+        .filter_map(|t| {
+            let m = t.metrics.as_ref()?;
+            let sel = &m.common.selection;
+            let (scope, include, exclude) = match &sel.namespaces {
+                Namespaces::Only(n) if n.is_empty() => return None,
+                Namespaces::Only(n) if n.len() == 1 => (n.iter().next().cloned(), Vec::new(), Vec::new()),
+                Namespaces::Only(n) => (None, n.iter().cloned().collect(), Vec::new()),
+                Namespaces::AllExcept(n) => (None, Vec::new(), n.iter().cloned().collect()),
+            };
+            let settings = Settings {
+                mode: Mode::Metrics,
+                namespace_scope: scope,
+                include_namespaces: include,
+                exclude_namespaces: exclude,
+                include_pod_labels: sel.include_pod_labels.clone(),
+                exclude_pod_labels: sel.exclude_pod_labels.clone(),
+                scrape_annotation: m.scrape_annotation.clone(),
+                port_annotation: m.port_annotation.clone(),
+                path_annotation: m.path_annotation.clone(),
+                scrape_interval_secs: m.scrape_interval_secs,
+                scrape_timeout_secs: m.scrape_timeout_secs,
+                workspace: t.workspace.clone(),
+                tenant: t.tenant.clone(),
+                tenants: Vec::new(),
+            };
+            Some(TenantSettings { id: t.id.clone(), settings })
+        })
+        .collect();
+    Settings { mode: Mode::Metrics, workspace: "shared".into(), tenant: "shared".into(), tenants, ..Default::default() }
 }
 
 /// The source reads only the namespaces some tenant collects, when every tenant names its
