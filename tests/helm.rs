@@ -147,7 +147,7 @@ fn chart_lints_strict_with_default_and_ci_values() {
 fn values_schema_rejects_unknown_and_mistyped_values() {
     let chart = chart();
     let chart = chart.to_str().unwrap();
-    for set in ["replica=3", "image.tags=1.0", "tenancy.policy=strict", "replicas=two", "serviceMonitor.enable=true"] {
+    for set in ["replica=3", "image.tags=1.0", "tenancy.policy=strict", "replicas=two", "serviceMonitor.enable=true", "collection.mode=per-node"] {
         let err = helm(&["template", RELEASE, chart, "--set", set]).expect_err(set);
         assert!(err.contains("values don't meet the specifications of the schema"), "{set}: {err}");
     }
@@ -192,6 +192,8 @@ fn default_values_render_the_ha_operator() {
     assert_eq!(env_value(&docs, "LEADER_ELECTION"), Some("true"));
     assert_eq!(env_value(&docs, "LEASE_NAME"), Some(FULLNAME));
     assert_eq!(env_value(&docs, "TENANCY_POLICY"), Some("open"));
+    assert_eq!(env_value(&docs, "COLLECTION_MODE"), Some("per-resource"), "the seed's layout by default");
+    assert_eq!(env_value(&docs, "SHARED_NAMESPACE"), None, "the release namespace (POD_NAMESPACE)");
     assert_eq!(env_value(&docs, "METRICS_ADDR"), Some("0.0.0.0:8080"));
     assert_eq!(env_value(&docs, "FLOW_INTERVAL_SECS"), Some("30"));
     assert_eq!(env_value(&docs, "FLOW_CONCURRENCY"), Some("32"));
@@ -274,6 +276,9 @@ fn ci_values_render_restricted_ha_with_monitoring() {
     assert_eq!(env_value(&docs, "ENABLE_TRACING"), Some("1"));
     assert_eq!(env_value(&docs, "TELEMETRY_ENDPOINT"), Some("tempo.monitoring.svc:4317"));
     assert_eq!(env_value(&docs, "RUST_BACKTRACE"), Some("1"));
+    assert_eq!(env_value(&docs, "COLLECTION_MODE"), Some("shared"));
+    assert_eq!(env_value(&docs, "SHARED_NAMESPACE"), Some("platform-collectors"));
+    assert_eq!(env_value(&docs, "SHARED_NODE_SELECTOR"), Some("kubernetes.io/os=linux,pool=general"));
 
     let pod = &deploy["spec"]["template"]["spec"];
     assert_eq!(pod["priorityClassName"], "system-cluster-critical");

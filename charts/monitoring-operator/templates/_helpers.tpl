@@ -65,3 +65,12 @@ repository@digest when a digest is set, else repository:tag (tag default: appVer
 {{- define "monitoring-operator.leaseName" -}}
 {{- default (include "monitoring-operator.fullname" .) .Values.leaderElection.leaseName }}
 {{- end }}
+
+{{/* A map as `k=v,k2=v2`, sorted (the operator's repeatable key=value flags). */}}
+{{- define "monitoring-operator.keyValues" -}}
+{{- $out := list -}}
+{{- range $k, $v := . -}}
+{{- $out = append $out (printf "%s=%s" $k $v) -}}
+{{- end -}}
+{{- join "," $out -}}
+{{- end -}}
