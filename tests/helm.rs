@@ -147,7 +147,14 @@ fn chart_lints_strict_with_default_and_ci_values() {
 fn values_schema_rejects_unknown_and_mistyped_values() {
     let chart = chart();
     let chart = chart.to_str().unwrap();
-    for set in ["replica=3", "image.tags=1.0", "tenancy.policy=strict", "replicas=two", "serviceMonitor.enable=true", "collection.mode=per-node"] {
+    for set in [
+        "replica=3",
+        "image.tags=1.0",
+        "tenancy.policy=strict",
+        "replicas=two",
+        "serviceMonitor.enable=true",
+        "collection.mode=per-node",
+    ] {
         let err = helm(&["template", RELEASE, chart, "--set", set]).expect_err(set);
         assert!(err.contains("values don't meet the specifications of the schema"), "{set}: {err}");
     }

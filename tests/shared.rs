@@ -7,6 +7,8 @@
 //! The operator here watches every namespace but reconciles only this test's resources (a
 //! `--resource-selector`), so other tests' leftovers are not its tenants.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
+// The serial guard is held across awaits on purpose: one test at a time.
+#![allow(clippy::await_holding_lock)]
 
 mod support;
 
@@ -64,6 +66,7 @@ fn has_value(data: &BTreeMap<String, String>, value: &str) -> bool {
 
 #[tokio::test]
 async fn baseline_tenants_run_on_the_shared_collectors() {
+    let _serial = serial();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
@@ -223,6 +226,7 @@ async fn baseline_tenants_run_on_the_shared_collectors() {
 /// tenant's access key.
 #[tokio::test]
 async fn a_dead_tenant_sink_never_delays_another_tenant() {
+    let _serial = serial();
     use support::datapath::{Heartbeat, Proxy, S3, Vector, append, cri_lines, free_port, is_heartbeat};
     let Some(bin) = support::vector_bin::vector() else { return };
     let client = env().client().await;
@@ -377,4 +381,46 @@ async fn a_dead_tenant_sink_never_delays_another_tenant() {
     drop(vector);
     delete_nodes(&client, &[node]).await;
     std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Back to per-resource collectors: the shared collectors an earlier shared-mode run left
+/// (their Secret holds tenants' credentials) are removed at start.
+#[tokio::test]
+async fn per_resource_mode_removes_leftover_shared_collectors() {
+    let _serial = serial();
+    let client = env().client().await;
+    let admin = namespace(&client, "shared-old").await;
+    // As an earlier shared-mode run left them.
+    let mut d = monitoring_operator::model::Dereferenced::default();
+    d.operator.shared_namespace = Some(admin.clone());
+    let ms: monitoring_operator::api::MonitoringServices = serde_json::from_value(json!({
+        "apiVersion": "e6data.io/v1alpha2", "kind": "MonitoringServices",
+        "metadata": {"name": "gone", "namespace": "somewhere", "uid": "u"},
+        "spec": {"workspace": "w", "tenant": "t", "vectorLogs": {"s3Bucket": "b", "s3Region": "r",
+            "environmentVariables": {"AWS_ACCESS_KEY_ID": "AKIA-OLD", "AWS_SECRET_ACCESS_KEY": "x"}}}}))
+    .unwrap();
+    let part = monitoring_operator::model::build(&ms, &d).unwrap().shared.unwrap().tenant;
+    let children = monitoring_operator::render::shared::render(&SharedSettings::new(&admin), &[part]).unwrap();
+    monitoring_operator::controller::apply::sync(&client, None, &admin, "monitoring-shared", children).await.unwrap();
+    let secrets = Api::<Secret>::namespaced(client.clone(), &admin);
+    assert!(secrets.get_opt(CONFIG).await.unwrap().is_some());
+
+    // A per-resource operator over every namespace (reconciling none of the resources here).
+    start_controller_with(controller::Settings {
+        resource_selector: Some("nothing-has=this-label".into()),
+        ..Default::default()
+    })
+    .await;
+    eventually("the leftover shared collectors removed", PROMPT, || async {
+        let ds = Api::<DaemonSet>::namespaced(client.clone(), &admin).get_opt(DS).await.unwrap();
+        (secrets.get_opt(CONFIG).await.unwrap().is_none() && ds.is_none()).then_some(())
+    })
+    .await;
+}
+
+/// One test at a time: a per-resource operator over every namespace removes every shared
+/// collector it finds, and the data-path test's timing must not share 2 cores.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }

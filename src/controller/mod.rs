@@ -344,6 +344,8 @@ async fn wire(
         sa_events = sa_events.inspect(shared::hook(c(), n(), None)).boxed();
         cr_events = cr_events.inspect(shared::hook(c(), n(), None)).boxed();
         crb_events = crb_events.inspect(shared::hook(c(), n(), None)).boxed();
+    } else if ctx.settings.namespace.is_none() {
+        tokio::spawn(shared::remove_leftovers(ctx.clone()));
     }
     let _open = all_trigger;
     let run = controller

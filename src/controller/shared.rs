@@ -111,6 +111,37 @@ pub async fn daemon_sets(ctx: &Context) -> Vec<DaemonSet> {
     c.children.daemon_sets.select(&s.namespace, &meta::children_selector(INSTANCE)).await.unwrap_or_default()
 }
 
+/// Per-resource mode: remove shared collectors left from an earlier run in shared mode (their
+/// config Secret holds tenants' credentials; their ClusterRole goes with the orphan sweep).
+pub async fn remove_leftovers(ctx: Arc<Context>) {
+    let Some(c) = ctx.caches.get() else { return };
+    let shared =
+        |labels: &BTreeMap<String, String>| labels.get(meta::LABEL_INSTANCE).map(String::as_str) == Some(INSTANCE);
+    let mut namespaces = BTreeSet::new();
+    for ds in c.children.daemon_sets.all().await.unwrap_or_default() {
+        if shared(ds.labels()) {
+            namespaces.extend(ds.namespace());
+        }
+    }
+    for secret in c.children.secrets.all().await.unwrap_or_default() {
+        if shared(secret.labels()) {
+            namespaces.extend(secret.namespace());
+        }
+    }
+    for ns in namespaces {
+        let empty = crate::render::Children::default();
+        match apply::sync(&ctx.client, Some(&c.children), &ns, INSTANCE, empty).await {
+            Ok(s) if s.deleted > 0 => {
+                info!(namespace = %ns, deleted = s.deleted, "removed the shared collectors of an earlier shared-mode run")
+            }
+            Ok(_) => {}
+            Err(e) => {
+                warn!(namespace = %ns, error = %e, "could not remove the shared collectors of an earlier shared-mode run")
+            }
+        }
+    }
+}
+
 /// Keep the shared collectors in line with the registry, forever (the leader's task).
 pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
     let Some(mut settings) = ctx.settings.shared.clone() else { return };

@@ -224,6 +224,11 @@ impl Vector {
         let _ = self.child.wait();
     }
 
+    /// The Vector process (unshare and sh exec into it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Whether the process still runs.
     pub fn running(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
