@@ -22,7 +22,7 @@ use monitoring_operator::model::{self, Model};
 use monitoring_operator::render::shared::SharedSettings;
 use monitoring_operator::render::{self, Kind};
 use serde_json::{Value, json};
-use support::datapath::{S3, Vector, append, cri_lines, free_port};
+use support::datapath::{Heartbeat, S3, Vector, append, cri_lines, free_port, is_heartbeat};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -77,6 +77,7 @@ fn distinct(s3: &S3, bucket: &str) -> usize {
     s3.wait_records(bucket, 0, Duration::ZERO)
         .iter()
         .flat_map(|o| &o.records)
+        .filter(|r| !is_heartbeat(r))
         .filter_map(|r| r["message"].as_str().map(str::to_string))
         .collect::<std::collections::BTreeSet<_>>()
         .len()
@@ -137,6 +138,7 @@ async fn main() {
     let node = support::create_nodes(&client, "bench-shared", 1).await.remove(0);
     let (dir, var_log) = support::datapath::fresh_node("bench-shared");
     let mut pods = Vec::new();
+    let mut heartbeats = Vec::new();
     for ns in &names {
         support::create_namespace(&client, ns).await;
         let p: Pod = serde_json::from_value(json!({"metadata": {"name": "app", "labels": {"app": "app"}},
@@ -151,6 +153,8 @@ async fn main() {
         let file = var_log.join(format!("pods/{ns}_app_{}/app/0.log", m.uid.as_deref().unwrap()));
         let msgs: Vec<String> = (0..lines).map(|j| format!("{ns}-line-{j:04}")).collect();
         append(&file, &cri_lines(&msgs));
+        // A line a second, as a live pod writes (see support::datapath::Heartbeat); not counted.
+        heartbeats.push(Heartbeat::start(file));
         pods.push(p);
     }
     let want = tenants * lines;
@@ -199,7 +203,10 @@ async fn main() {
         let targets = d.join("targets.yaml");
         std::fs::write(&targets, monitoring_operator::vector::discovered([p], &settings, &node).unwrap()).unwrap();
         let base = write(&d.join("vector.yaml"), &base);
-        vectors.push(Vector::start(&bin, &[base, targets], &var_log, &[("VECTOR_SELF_NODE_NAME", node.as_str())]));
+        // Its own log next to its config (the log goes beside the node directory it is given).
+        let link = d.join("var-log");
+        std::os::unix::fs::symlink(&var_log, &link).unwrap();
+        vectors.push(Vector::start(&bin, &[base, targets], &link, &[("VECTOR_SELF_NODE_NAME", node.as_str())]));
     }
     let start = Instant::now();
     while distinct(&s3, "per-resource") < want && start.elapsed() < Duration::from_secs(300) {
@@ -210,6 +217,14 @@ async fn main() {
     let per_rss: u64 = vectors.iter().map(|v| rss_kib(v.pid())).sum();
     let per_got = distinct(&s3, "per-resource");
     let running = vectors.iter_mut().map(|v| v.running()).filter(|r| *r).count();
+    for v in vectors.iter_mut() {
+        if v.running() {
+            continue;
+        }
+        let log = v.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(3).collect();
+        eprintln!("a per-resource Vector exited: {tail:?}");
+    }
     drop(vectors);
 
     let mib = |k: u64| k as f64 / 1024.0;
@@ -231,6 +246,7 @@ async fn main() {
         "  render: shared config for {tenants} tenants {shared_ms:.2} ms ({:.0} KiB of config and credentials); {tenants} per-resource renders {per_ms:.2} ms",
         config_bytes as f64 / 1024.0
     );
+    drop(heartbeats);
     support::delete_nodes(&client, &[node]).await;
     std::fs::remove_dir_all(&dir).ok();
 }
