@@ -103,6 +103,12 @@ enum Command {
         /// Vector image of the shared collectors.
         #[arg(long, env = "SHARED_VECTOR_IMAGE")]
         shared_vector_image: Option<String>,
+        /// CPU of one shared collector pod (request = limit; it serves every tenant on its node).
+        #[arg(long, env = "SHARED_CPU", default_value = "500m")]
+        shared_cpu: String,
+        /// Memory of one shared collector pod (request = limit).
+        #[arg(long, env = "SHARED_MEMORY", default_value = "512Mi")]
+        shared_memory: String,
         /// Nodes of the shared collectors, `key=value` (repeatable; default: every node).
         #[arg(long = "shared-node-selector", env = "SHARED_NODE_SELECTOR", value_delimiter = ',')]
         shared_node_selector: Vec<String>,
@@ -194,6 +200,8 @@ async fn main() -> anyhow::Result<()> {
             shared_namespace,
             shared_vector_image,
             shared_node_selector,
+            shared_cpu,
+            shared_memory,
             leader_election,
             lease_name,
             lease_namespace,
@@ -264,6 +272,13 @@ async fn main() -> anyhow::Result<()> {
                     if let Some(image) = shared_vector_image {
                         s.image = image;
                     }
+                    for (flag, q) in [("--shared-cpu", &shared_cpu), ("--shared-memory", &shared_memory)] {
+                        monitoring_operator::model::check_quantity(flag, q).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    }
+                    s.resources = monitoring_operator::api::ResourceSpec {
+                        cpu: Some(shared_cpu.clone()),
+                        memory: Some(shared_memory.clone()),
+                    };
                     for kv in &shared_node_selector {
                         let (k, v) = kv.split_once('=').with_context(|| format!("--shared-node-selector {kv}: expected key=value"))?;
                         s.node_selector.insert(k.into(), v.into());

@@ -201,6 +201,7 @@ fn default_values_render_the_ha_operator() {
     assert_eq!(env_value(&docs, "TENANCY_POLICY"), Some("open"));
     assert_eq!(env_value(&docs, "COLLECTION_MODE"), Some("per-resource"), "the seed's layout by default");
     assert_eq!(env_value(&docs, "SHARED_NAMESPACE"), None, "the release namespace (POD_NAMESPACE)");
+    assert_eq!((env_value(&docs, "SHARED_CPU"), env_value(&docs, "SHARED_MEMORY")), (Some("500m"), Some("512Mi")));
     assert_eq!(env_value(&docs, "METRICS_ADDR"), Some("0.0.0.0:8080"));
     assert_eq!(env_value(&docs, "FLOW_INTERVAL_SECS"), Some("30"));
     assert_eq!(env_value(&docs, "FLOW_CONCURRENCY"), Some("32"));
