@@ -365,3 +365,24 @@ fn each_tenant_scrapes_and_archives_only_its_own_targets() {
     let errors: Vec<String> = validator.iter_errors(&cfg).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "{}", errors.join("\n"));
 }
+
+/// `--collector-network-policy` covers the shared collectors too: egress to DNS, the apiserver
+/// and every tenant's sink ports, ingress only to the metrics and flow ports.
+#[test]
+fn shared_collectors_get_the_admins_network_policy() {
+    let (ma, mb) = two_tenants();
+    let mut a = tenant(&ma);
+    a.logs.as_mut().unwrap().archive.endpoint = Some("http://minio.storage.svc:9000".into());
+    let mut s = SharedSettings::new(SHARED_NS);
+    assert!(render(&s, &[a.clone(), tenant(&mb)]).unwrap().network_policies.is_empty(), "off by default");
+    s.network_policy = true;
+    let children = render(&s, &[a, tenant(&mb)]).unwrap();
+    assert_eq!(children.network_policies.len(), 1, "logs only: no tenant collects metrics");
+    let np = serde_json::to_value(&children.network_policies[0]).unwrap();
+    assert_eq!(np["metadata"]["namespace"], SHARED_NS);
+    assert_eq!(np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/instance"], "monitoring-shared");
+    let ports: Vec<i64> =
+        np["spec"]["egress"][1]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect();
+    // apiserver 443/6443, A's MinIO 9000, B's S3 (443) and its GreptimeDB 4000.
+    assert_eq!(ports, vec![443, 4000, 6443, 9000]);
+}

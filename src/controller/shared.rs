@@ -146,6 +146,7 @@ pub async fn remove_leftovers(ctx: Arc<Context>) {
 pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
     let Some(mut settings) = ctx.settings.shared.clone() else { return };
     settings.discovery_image = ctx.settings.discovery_image.clone();
+    settings.network_policy = ctx.settings.network_policy;
     // Polled, not awaited: awaited before the reflector's first event, kube-runtime 5.0's
     // `wait_until_ready` was measured never to wake here.
     while store.wait_until_ready().now_or_never().is_none() {

@@ -76,6 +76,18 @@ pub fn render(
     c: &Collector,
     remote_write: Option<&str>,
 ) -> NetworkPolicy {
+    policy(m, owner, comp, sink_ports(m, c, remote_write))
+}
+
+/// The shared collectors' sink ports: the apiserver's and every tenant's S3 and GreptimeDB.
+pub fn shared_sink_ports<'a>(endpoints: impl Iterator<Item = Option<&'a str>>) -> BTreeSet<u16> {
+    let mut ports: BTreeSet<u16> = APISERVER_PORTS.into_iter().collect();
+    ports.extend(endpoints.map(|e| e.and_then(port_of).unwrap_or(443)));
+    ports
+}
+
+/// The policy of collector `comp` of `m` with egress to `ports`.
+pub fn policy(m: &Model, owner: Option<&OwnerReference>, comp: Component, ports: BTreeSet<u16>) -> NetworkPolicy {
     let selector = LabelSelector {
         match_labels: Some(
             [
@@ -93,10 +105,7 @@ pub fn render(
         ]),
         to: None,
     };
-    let sinks = NetworkPolicyEgressRule {
-        ports: Some(sink_ports(m, c, remote_write).into_iter().map(tcp).collect()),
-        to: Some(anywhere()),
-    };
+    let sinks = NetworkPolicyEgressRule { ports: Some(ports.into_iter().map(tcp).collect()), to: Some(anywhere()) };
     let mut egress = vec![dns, sinks];
     if comp == Component::Metrics {
         // Scrape targets: any port of the pods in the namespaces it reads.

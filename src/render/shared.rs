@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::{Secret, SecretVolumeSource, Toleration};
 use super::configmap::{CONFIG_KEY, DISCOVERY_KEY};
 use super::meta::{self, Component};
 use super::pod::CONFIG_DIR;
-use super::{Children, Error, daemonset, rbac, serialise_err, service_account};
+use super::{Children, Error, daemonset, network_policy, rbac, serialise_err, service_account};
 use crate::api::{Compression, EncodingCodec, ResourceSpec, S3Partition, SelectionSpec};
 use crate::model::shared::AwsCredentials;
 use crate::model::shared::Tenant;
@@ -42,6 +42,8 @@ pub struct SharedSettings {
     pub node_selector: BTreeMap<String, String>,
     /// Image of the metrics collector's discovery sidecar (the operator's own).
     pub discovery_image: String,
+    /// A NetworkPolicy per shared collector (the admin's `--collector-network-policy`).
+    pub network_policy: bool,
 }
 
 impl SharedSettings {
@@ -52,6 +54,7 @@ impl SharedSettings {
             resources: ResourceSpec { cpu: Some("500m".into()), memory: Some("512Mi".into()) },
             node_selector: BTreeMap::new(),
             discovery_image: crate::model::DEFAULT_DISCOVERY_IMAGE.into(),
+            network_policy: false,
         }
     }
 
@@ -175,6 +178,15 @@ pub fn render(s: &SharedSettings, tenants: &[Tenant]) -> Result<Children, Error>
         let data = BTreeMap::from([(CONFIG_KEY.to_string(), config)]);
         let creds = tenants.iter().filter_map(|t| Some((t.id.as_str(), &t.logs.as_ref()?.credentials)));
         component(&m, &collector, Component::Logs, data, creds, &mut out);
+        if s.network_policy {
+            let endpoints = tenants.iter().filter_map(|t| t.logs.as_ref()).map(|l| l.archive.endpoint.as_deref());
+            let greptime = tenants
+                .iter()
+                .filter_map(|t| t.greptime.as_ref().filter(|g| g.logs))
+                .map(|g| Some(g.endpoint.as_str()));
+            let ports = network_policy::shared_sink_ports(endpoints.chain(greptime));
+            out.network_policies.push(network_policy::policy(&m, None, Component::Logs, ports));
+        }
     }
     if tenants.iter().any(|t| t.metrics.is_some()) {
         let cfg = metrics_config(&tenants, CONFIG_DIR);
@@ -184,6 +196,17 @@ pub fn render(s: &SharedSettings, tenants: &[Tenant]) -> Result<Children, Error>
         let data = BTreeMap::from([(CONFIG_KEY.to_string(), config), (DISCOVERY_KEY.to_string(), settings)]);
         let creds = tenants.iter().filter_map(|t| Some((t.id.as_str(), &t.metrics.as_ref()?.common.credentials)));
         component(&m, &collector, Component::Metrics, data, creds, &mut out);
+        if s.network_policy {
+            let endpoints =
+                tenants.iter().filter_map(|t| t.metrics.as_ref()).map(|mt| mt.common.archive.endpoint.as_deref());
+            let greptime = tenants
+                .iter()
+                .filter_map(|t| t.greptime.as_ref().filter(|g| g.metrics))
+                .map(|g| Some(g.endpoint.as_str()));
+            let ports = network_policy::shared_sink_ports(endpoints.chain(greptime));
+            // Scrapes any namespace's pods (cluster scope): the tenants' namespaces vary.
+            out.network_policies.push(network_policy::policy(&m, None, Component::Metrics, ports));
+        }
     }
     Ok(out)
 }
