@@ -424,3 +424,87 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Real Vector 0.57 running the shared metrics config with the shared sidecar's file for two
+/// tenants' pods on one node: each tenant's bucket gets exactly its own targets' series,
+/// stamped with its own identity, and nothing of the other's.
+#[tokio::test]
+async fn shared_metrics_reach_each_tenant_and_only_it() {
+    use support::datapath::{S3, Target, Vector, free_port};
+    let _serial = serial();
+    let Some(bin) = support::vector_bin::vector() else { return };
+    let dir = support::datapath::fresh_dir("shared-metrics");
+    std::fs::create_dir_all(dir.join("var-log")).unwrap();
+    let s3 = S3::with_bucket("metrics-a");
+    s3.create_bucket("metrics-b");
+    let part = |ns: &str, bucket: &str| {
+        let ms: monitoring_operator::api::MonitoringServices = serde_json::from_value(json!({
+            "apiVersion": "e6data.io/v1alpha2", "kind": "MonitoringServices",
+            "metadata": {"name": "mon", "namespace": ns, "uid": "u"},
+            "spec": {"workspace": format!("ws-{ns}"), "tenant": ns,
+                "vectorMetrics": {"s3Bucket": bucket, "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+                    "batchTimeoutSecs": 1, "scrapeInterval": 2, "scrapeTimeout": 1,
+                    "environmentVariables": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}}}}))
+        .unwrap();
+        let mut d = monitoring_operator::model::Dereferenced::default();
+        d.operator.shared_namespace = Some("monitoring-system".into());
+        monitoring_operator::model::build(&ms, &d).unwrap().shared.unwrap().tenant
+    };
+    let parts = [part("team-a", "metrics-a"), part("team-b", "metrics-b")];
+    let children =
+        monitoring_operator::render::shared::render(&SharedSettings::new("monitoring-system"), &parts).unwrap();
+    let data: BTreeMap<String, Vec<u8>> =
+        children.secrets[0].data.clone().unwrap().into_iter().map(|(k, v)| (k, v.0)).collect();
+    let secrets = dir.join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    for (k, v) in &data {
+        std::fs::write(secrets.join(k), v).unwrap();
+    }
+    let mut cfg: Value = serde_norway::from_slice(&data["vector.yaml"]).unwrap();
+    cfg["secret"]["tenants"]["path"] = json!(secrets);
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    cfg["data_dir"] = json!(dir.join("data"));
+    cfg["api"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
+    cfg["sinks"]["vector_metrics_exporter"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
+    let base = dir.join("vector.yaml");
+    std::fs::write(&base, serde_norway::to_string(&cfg).unwrap()).unwrap();
+
+    let (ta, tb) = (Target::start("a_requests_total"), Target::start("b_requests_total"));
+    let pod = |ns: &str, name: &str, port: u16| -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": ns, "uid": format!("uid-{name}"),
+                "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": port.to_string()}},
+            "spec": {"nodeName": "node-a", "containers": [{"name": "app"}]},
+            "status": {"phase": "Running", "podIP": "127.0.0.1"}}))
+        .unwrap()
+    };
+    let pods = [pod("team-a", "api", ta.port), pod("team-b", "web", tb.port)];
+    let settings: monitoring_operator::discover::Settings = serde_json::from_slice(&data["discovery.json"]).unwrap();
+    let targets = dir.join("targets.yaml");
+    std::fs::write(&targets, monitoring_operator::vector::discovered(pods.iter(), &settings, "node-a").unwrap())
+        .unwrap();
+    let mut vector =
+        Vector::start(&bin, &[base, targets], &dir.join("var-log"), &[("VECTOR_SELF_NODE_NAME", "node-a")]);
+
+    for (bucket, metric, other, ns) in [
+        ("metrics-a", "a_requests_total", "b_requests_total", "team-a"),
+        ("metrics-b", "b_requests_total", "a_requests_total", "team-b"),
+    ] {
+        let objects = s3.wait_records(bucket, 1, Duration::from_secs(60));
+        let records: Vec<&Value> = objects.iter().flat_map(|o| &o.records).collect();
+        assert!(!records.is_empty(), "{bucket} got nothing:\n{}", vector.log_text());
+        for r in &records {
+            assert_eq!(r["name"], metric, "{bucket} got {r}");
+            assert_ne!(r["name"], other);
+            assert_eq!(
+                (r["tags"]["namespace"].as_str(), r["tags"]["workspace"].as_str()),
+                (Some(ns), Some(format!("ws-{ns}").as_str())),
+                "{r}"
+            );
+            assert_eq!(r["workspace"], format!("ws-{ns}"), "{r}");
+        }
+    }
+    assert!(vector.running(), "{}", vector.log_text());
+    drop(vector);
+    std::fs::remove_dir_all(&dir).ok();
+}
