@@ -297,6 +297,8 @@ fn what_a_shared_collector_cannot_do_per_tenant_is_refused_by_field() {
         "spec.vectorLogs.environmentVariables.AWS_SECRET_ACCESS_KEY.valueFrom.secretKeyRef"
     );
     assert_eq!(field(logs(json!({"loki": {"endpoint": "http://loki:3100"}}))), "spec.vectorLogs.loki");
+    let reserved = model::build(&ms(SHARED_NS, "monitoring-shared", logs(json!({}))), &deref(&[])).unwrap_err();
+    assert_eq!(reserved.field, "metadata.name", "the shared collectors' own name is theirs");
 }
 
 /// Metrics on the shared collector: the sidecar's settings carry each tenant's own filters,

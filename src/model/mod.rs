@@ -207,6 +207,12 @@ pub fn build(ms: &MonitoringServices, deref: &Dereferenced) -> Result<Model, Spe
         shared: None,
     };
     if let Some(ns) = &deref.operator.shared_namespace {
+        if *ns == m.namespace && m.name == shared::INSTANCE {
+            return Err(err(
+                "metadata.name",
+                format!("{:?} is the shared collectors' own name in this namespace", shared::INSTANCE),
+            ));
+        }
         let tenant = shared::tenant(&m, &deref.secret_values)?;
         m.shared = Some(Shared { namespace: ns.clone(), tenant });
     }
