@@ -341,7 +341,7 @@ async fn main() -> anyhow::Result<()> {
             if once {
                 sidecar::once(client, &node, &s, &output).await?;
             } else {
-                let (selected, selected_rx) = tokio::sync::watch::channel(0);
+                let (selected, selected_rx) = tokio::sync::watch::channel(sidecar::flow::Selected::default());
                 if let Some(addr) = flow_addr {
                     let window = std::time::Duration::from_secs(flow_window_secs);
                     let interval = std::time::Duration::from_secs(flow_interval_secs.max(1));
@@ -353,7 +353,20 @@ async fn main() -> anyhow::Result<()> {
                         }
                     });
                 }
-                sidecar::watch(client, &node, &s, &output, selected).await?;
+                // The settings can change under a running pod (the shared collectors' Secret
+                // volume gains a tenant): watch with them until the file differs, then again.
+                let mut s = s;
+                let mut text = text;
+                loop {
+                    tokio::select! {
+                        r = sidecar::watch(client.clone(), &node, &s, &output, selected.clone()) => r?,
+                        new = sidecar::settings_changed(&settings, &text) => {
+                            tracing::info!(tenants = s.tenants.len(), "discovery settings changed: watching with the new ones");
+                            s = serde_json::from_str(&new).context("parsing discovery settings")?;
+                            text = new;
+                        }
+                    }
+                }
             }
         }
     }

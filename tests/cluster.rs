@@ -724,7 +724,8 @@ sinks:
     let file = dir.join("vector.yaml");
     std::fs::write(&file, config).unwrap();
     let mut vector = datapath::Vector::start(&bin, &[file], &var_log, &[]);
-    let (_selected, selected) = tokio::sync::watch::channel(1usize);
+    let (_selected, selected) =
+        tokio::sync::watch::channel(monitoring_operator::sidecar::flow::Selected { total: 1, ..Default::default() });
     tokio::spawn(monitoring_operator::sidecar::flow::run(
         format!("http://{metrics}/metrics"),
         format!("127.0.0.1:{flow_port}").parse().unwrap(),

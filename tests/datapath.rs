@@ -1069,7 +1069,8 @@ fn flow_health_names_the_stalled_sink_and_the_loaded_config() {
     // batch timeout), the local Vector scraped every second, served on /flow.
     let flow_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let (_selected, selected_rx) = tokio::sync::watch::channel(1usize);
+    let (_selected, selected_rx) =
+        tokio::sync::watch::channel(monitoring_operator::sidecar::flow::Selected { total: 1, ..Default::default() });
     runtime.spawn(monitoring_operator::sidecar::flow::run(
         format!("http://{exporter}/metrics"),
         flow_addr,

@@ -105,7 +105,7 @@ async fn round(ctx: &Context, client: &HttpClient, pods: &Store<Pod>) -> FlowFac
     let port = ctx.settings.flow_port;
     let timeout = ctx.settings.flow_timeout;
     let targets: Vec<_> = pods.state().iter().filter_map(|p| target(p)).collect();
-    let reports: Vec<_> = futures::stream::iter(targets)
+    let answers: Vec<_> = futures::stream::iter(targets)
         .map(|t| async move {
             // IPv6 pod IPs go in brackets.
             let host = if t.ip.contains(':') { format!("[{}]", t.ip) } else { t.ip.clone() };
@@ -115,6 +115,23 @@ async fn round(ctx: &Context, client: &HttpClient, pods: &Store<Pod>) -> FlowFac
         .buffer_unordered(ctx.settings.flow_concurrency.max(1))
         .collect()
         .await;
+    let mut reports = Vec::new();
+    for (owner, component, report) in answers {
+        if owner.name != crate::model::shared::INSTANCE {
+            reports.push((owner, component, report));
+            continue;
+        }
+        // A shared collector: each tenant's own summary is that tenant's report from this node
+        // (a pod that did not answer is Unknown for every tenant it serves).
+        for (id, tenant) in ctx.shared.owners(&component) {
+            let summary = match &report.summary {
+                Some(s) => s.tenants.get(&id).cloned(),
+                None => None,
+            };
+            let r = PodReport { node: report.node.clone(), expected_config_id: None, summary };
+            reports.push((tenant, component.clone(), r));
+        }
+    }
     let mut grouped: HashMap<ObjectRef<MonitoringServices>, BTreeMap<String, Vec<PodReport>>> = HashMap::new();
     for (owner, component, report) in reports {
         grouped.entry(owner).or_default().entry(component).or_default().push(report);

@@ -73,6 +73,20 @@ impl Registry {
         p.tenants.values().cloned().collect()
     }
 
+    /// Tenant id → its resource, for the tenants collecting `component` (`logs`, `metrics`).
+    pub fn owners(&self, component: &str) -> BTreeMap<String, kube::runtime::reflector::ObjectRef<MonitoringServices>> {
+        let p = self.parts.lock().unwrap_or_else(|p| p.into_inner());
+        p.tenants
+            .iter()
+            .filter(|(_, t)| match component {
+                "logs" => t.logs.is_some(),
+                "metrics" => t.metrics.is_some(),
+                _ => false,
+            })
+            .map(|((ns, name), t)| (t.id.clone(), kube::runtime::reflector::ObjectRef::new(name).within(ns)))
+            .collect()
+    }
+
     fn all_seen(&self, store: &Store<MonitoringServices>) -> bool {
         let p = self.parts.lock().unwrap_or_else(|p| p.into_inner());
         store.state().iter().all(|ms| p.seen.contains(&(ms.namespace().unwrap_or_default(), ms.name_any())))

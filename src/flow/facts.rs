@@ -24,6 +24,9 @@ pub struct Summary {
     /// Pods this collector reads on its node.
     pub selected: usize,
     pub window_secs: u64,
+    /// A shared collector: each tenant's own summary (its sources and sinks only), by tenant id.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub tenants: std::collections::BTreeMap<String, Summary>,
 }
 
 /// One collector pod as the operator read it.
@@ -120,6 +123,7 @@ mod tests {
                     config_id: Some(id.into()),
                 }),
                 config_id: Some(id.into()),
+                tenants: Default::default(),
                 selected: 1,
                 window_secs: 60,
             }),

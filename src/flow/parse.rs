@@ -16,7 +16,29 @@ pub struct Snapshot {
     pub config_id: Option<String>,
     /// Events the sources (other than Vector's own metrics) have received, summed.
     pub source_events: f64,
+    /// The same by source id (the shared collector's tenants each have their own sources).
+    pub sources: BTreeMap<String, f64>,
     pub sinks: BTreeMap<String, SinkCounters>,
+}
+
+impl Snapshot {
+    /// The part of a shared collector that is one tenant's: its sources and sinks, whose ids
+    /// start with `prefix`.
+    pub fn only(&self, prefix: &str) -> Snapshot {
+        let sources: BTreeMap<String, f64> =
+            self.sources.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), *v)).collect();
+        Snapshot {
+            config_id: self.config_id.clone(),
+            source_events: sources.values().sum(),
+            sources,
+            sinks: self
+                .sinks
+                .iter()
+                .filter(|(k, _)| k.starts_with(prefix))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
 }
 
 /// Counters and gauges of one sink (cumulative since the collector started).
@@ -97,6 +119,7 @@ fn add(s: &mut Snapshot, line: &str) {
         if kind == Some("source") {
             if family == Family::Received {
                 s.source_events += value;
+                *s.sources.entry(id.to_string()).or_default() += value;
             }
             return;
         }

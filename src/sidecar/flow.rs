@@ -45,7 +45,13 @@ impl Agent {
 
     /// One scrape at `now` (`None`: Vector did not answer) with `selected` pods to read.
     pub fn observe(&mut self, now: Duration, page: Option<&str>, selected: usize) -> Summary {
-        let Some(page) = page else {
+        self.observe_snapshot(now, page.map(flow::parse), selected)
+    }
+
+    /// As [`Agent::observe`], with the page already parsed (a shared collector parses once for
+    /// every tenant's agent).
+    pub fn observe_snapshot(&mut self, now: Duration, snapshot: Option<Snapshot>, selected: usize) -> Summary {
+        let Some(snapshot) = snapshot else {
             // One missed scrape changes nothing; Vector silent for a whole window is reported
             // as Unknown, never as the last good verdict.
             let since = *self.failing_since.get_or_insert(now);
@@ -58,7 +64,6 @@ impl Agent {
             return self.summary(None, selected);
         };
         self.failing_since = None;
-        let snapshot = flow::parse(page);
         self.config_id = snapshot.config_id.clone();
         self.history.push_back((now, snapshot));
         // Keep the newest scrape that is at least a window old as the comparison point.
@@ -86,7 +91,38 @@ impl Agent {
             config_id: self.config_id.clone(),
             selected,
             window_secs: self.window.as_secs(),
+            tenants: Default::default(),
         }
+    }
+}
+
+/// What the collector reads on its node: pods in all, and per tenant of a shared collector.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selected {
+    pub total: usize,
+    pub by_tenant: std::collections::BTreeMap<String, usize>,
+}
+
+/// The whole collector's agent, and one per tenant of a shared collector (each judging only
+/// its tenant's sources and sinks, so one tenant's dead sink is that tenant's verdict only).
+struct Agents {
+    all: Agent,
+    tenants: std::collections::BTreeMap<String, Agent>,
+    window: Duration,
+}
+
+impl Agents {
+    fn observe(&mut self, now: Duration, page: Option<&str>, selected: &Selected) -> Summary {
+        let snapshot = page.map(flow::parse);
+        let window = self.window;
+        self.tenants.retain(|id, _| selected.by_tenant.contains_key(id));
+        let mut tenants = std::collections::BTreeMap::new();
+        for (id, n) in &selected.by_tenant {
+            let agent = self.tenants.entry(id.clone()).or_insert_with(|| Agent::new(window));
+            let own = snapshot.as_ref().map(|s| s.only(&format!("{id}_")));
+            tenants.insert(id.clone(), agent.observe_snapshot(now, own, *n));
+        }
+        Summary { tenants, ..self.all.observe_snapshot(now, snapshot, selected.total) }
     }
 }
 
@@ -96,10 +132,10 @@ pub async fn run(
     listen: SocketAddr,
     window: Duration,
     interval: Duration,
-    selected: watch::Receiver<usize>,
+    selected: watch::Receiver<Selected>,
 ) -> anyhow::Result<()> {
-    let mut agent = Agent::new(window);
-    let (tx, rx) = watch::channel(agent.observe(Duration::ZERO, None, *selected.borrow()));
+    let mut agent = Agents { all: Agent::new(window), tenants: Default::default(), window };
+    let (tx, rx) = watch::channel(agent.observe(Duration::ZERO, None, &selected.borrow()));
     let app = Router::new().route(
         "/flow",
         get(move || async move {
@@ -122,7 +158,8 @@ pub async fn run(
     loop {
         tick.tick().await;
         let page = scrape(&client, &metrics, interval).await;
-        let summary = agent.observe(start.elapsed(), page.as_deref(), *selected.borrow());
+        let current = selected.borrow().clone();
+        let summary = agent.observe(start.elapsed(), page.as_deref(), &current);
         if summary.reason != tx.borrow().reason {
             info!(reason = %summary.reason, message = summary.latest.as_ref().map(|f| f.message.as_str()), "flow changed");
         }
@@ -175,5 +212,44 @@ mod tests {
         assert_eq!(a.observe(s(135), None, 1).reason, Reason::SinkStalled);
         assert_eq!(a.observe(s(150), None, 1).reason, Reason::SinkStalled);
         assert_eq!(a.observe(s(165), None, 1).reason, Reason::Unknown);
+    }
+
+    /// A shared collector: tenant ta's sink stalls, tb's flows. Each tenant's summary says its
+    /// own truth; neither sees the other's sinks.
+    #[test]
+    fn a_shared_collector_judges_each_tenant_on_its_own_sinks() {
+        let s = Duration::from_secs;
+        let page = |a_sent: u64, a_waiting: u64, b_sent: u64| {
+            let mut out = String::new();
+            for (id, sent, waiting) in [("ta", a_sent, a_waiting), ("tb", b_sent, 0)] {
+                out.push_str(&format!(
+                    "vector_component_sent_events_total{{component_id=\"{id}_s3_archive\",component_kind=\"sink\",config_id=\"c1\"}} {sent}\n\
+                     vector_buffer_size_events{{component_id=\"{id}_s3_archive\",component_kind=\"sink\",config_id=\"c1\"}} {waiting}\n\
+                     vector_component_received_events_total{{component_id=\"{id}_pod_metrics_x\",component_kind=\"source\",config_id=\"c1\"}} {}\n",
+                    sent + waiting
+                ));
+            }
+            out
+        };
+        let selected = Selected { total: 2, by_tenant: [("ta".to_string(), 1), ("tb".to_string(), 1)].into() };
+        let mut agents = Agents { all: Agent::new(s(30)), tenants: Default::default(), window: s(30) };
+        let mut last = None;
+        for (i, t) in [0u64, 15, 30, 45, 60, 75, 90, 105, 120].into_iter().enumerate() {
+            // ta stops sending from 30 s on (its buffer grows); tb keeps sending.
+            let a_sent = if t < 30 { 10 * i as u64 } else { 20 };
+            let a_wait = if t < 30 { 0 } else { 10 * i as u64 };
+            last = Some(agents.observe(s(t), Some(&page(a_sent, a_wait, 10 * i as u64)), &selected));
+        }
+        let summary = last.unwrap();
+        assert_eq!(summary.tenants["ta"].reason, Reason::SinkStalled, "{:?}", summary.tenants["ta"]);
+        assert_eq!(summary.tenants["tb"].reason, Reason::Healthy, "{:?}", summary.tenants["tb"]);
+        let msg = summary.tenants["ta"].shown.as_ref().unwrap().message.clone();
+        assert!(msg.contains("ta_s3_archive") && !msg.contains("tb_"), "{msg}");
+        // The whole collector's verdict is the worst (for the admin), the tenants' are their own.
+        assert_eq!(summary.reason, Reason::SinkStalled);
+        // A tenant that left is forgotten.
+        let only_b = Selected { total: 1, by_tenant: [("tb".to_string(), 1)].into() };
+        let next = agents.observe(s(135), Some(&page(20, 100, 100)), &only_b);
+        assert_eq!(next.tenants.keys().collect::<Vec<_>>(), vec!["tb"]);
     }
 }

@@ -50,6 +50,20 @@ pub fn write_if_changed(path: &Path, content: &str, last: &mut Option<String>) -
     Ok(true)
 }
 
+/// Resolves with the settings file's new text once it differs from `current` (checked every
+/// 5 s: a mounted Secret or ConfigMap changes by a symlink swap, which a poll sees simply).
+pub async fn settings_changed(path: &Path, current: &str) -> String {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        if let Ok(text) = std::fs::read_to_string(path)
+            && text != current
+            && serde_json::from_str::<Settings>(&text).is_ok()
+        {
+            return text;
+        }
+    }
+}
+
 /// List once and write the file: the init container, so Vector starts with a valid config.
 pub async fn once(client: Client, node: &str, s: &Settings, output: &Path) -> anyhow::Result<()> {
     let (fields, labels) = selectors(node, s);
@@ -66,7 +80,7 @@ pub async fn watch(
     node: &str,
     s: &Settings,
     output: &Path,
-    selected: tokio::sync::watch::Sender<usize>,
+    selected: tokio::sync::watch::Sender<flow::Selected>,
 ) -> anyhow::Result<()> {
     let (fields, labels) = selectors(node, s);
     let cfg = watcher::Config::default().fields(&fields).labels(&labels);
@@ -86,7 +100,14 @@ pub async fn watch(
             Ok(Event::InitDone | Event::Apply(_) | Event::Delete(_)) => {}
         }
         let pods = reader.state();
-        selected.send_replace(crate::discover::selected(pods.iter().map(|p| &**p), s));
+        selected.send_replace(flow::Selected {
+            total: crate::discover::selected(pods.iter().map(|p| &**p), s),
+            by_tenant: s
+                .tenants
+                .iter()
+                .map(|t| (t.id.clone(), crate::discover::targets(pods.iter().map(|p| &**p), &t.settings).len()))
+                .collect(),
+        });
         let text = discovered(pods.iter().map(|p| &**p), s, node)?;
         if write_if_changed(output, &text, &mut last)? {
             info!(node, pods = pods.len(), mode = ?s.mode, "discovered targets changed");
