@@ -22,7 +22,7 @@ use monitoring_operator::model::{self, Model};
 use monitoring_operator::render::shared::SharedSettings;
 use monitoring_operator::render::{self, Kind};
 use serde_json::{Value, json};
-use support::datapath::{Heartbeat, S3, Vector, append, cri_lines, free_port, is_heartbeat};
+use support::datapath::{Heartbeat, S3, Vector, append, cri_lines, is_heartbeat, localise, log_file};
 
 fn env_num(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -52,15 +52,6 @@ fn model(ms: &MonitoringServices, shared: bool) -> Model {
     let mut d = model::Dereferenced::default();
     d.operator.shared_namespace = shared.then(|| "monitoring-system".to_string());
     model::build(ms, &d).unwrap()
-}
-
-/// What the DaemonSet's mounts change, and what processes on one machine must not share.
-fn localise(cfg: &mut Value, dir: &Path) {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    cfg["data_dir"] = json!(data);
-    cfg["api"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
-    cfg["sinks"]["vector_metrics_exporter"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
 }
 
 fn write(path: &Path, v: &Value) -> PathBuf {
@@ -149,8 +140,7 @@ async fn main() {
             Ok(p) => p,
             Err(_) => api.get("app").await.unwrap(),
         };
-        let m = &p.metadata;
-        let file = var_log.join(format!("pods/{ns}_app_{}/app/0.log", m.uid.as_deref().unwrap()));
+        let file = log_file(&var_log, &p);
         let msgs: Vec<String> = (0..lines).map(|j| format!("{ns}-line-{j:04}")).collect();
         append(&file, &cri_lines(&msgs));
         // A line a second, as a live pod writes (see support::datapath::Heartbeat); not counted.

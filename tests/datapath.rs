@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 
 mod support;
 use support::datapath::{
-    Heartbeat, Prometheus, Proxy, S3, Target, Vector, append, counters, cri_lines, free_port, is_heartbeat, received,
-    sent,
+    Heartbeat, Prometheus, Proxy, S3, Target, Vector, append, counters, cri_lines, free_port, is_heartbeat, localise,
+    log_file, received, sent,
 };
 use support::vector_bin;
 
@@ -36,16 +36,6 @@ fn pod(ns: &str, name: &str, uid: &str, labels: Value) -> Pod {
         "status": {"phase": "Running", "podIP": "10.1.0.7"}
     }))
     .unwrap()
-}
-
-fn log_file(var_log: &Path, p: &Pod) -> PathBuf {
-    let m = &p.metadata;
-    var_log.join(format!(
-        "pods/{}_{}_{}/app/0.log",
-        m.namespace.as_deref().unwrap(),
-        m.name.as_deref().unwrap(),
-        m.uid.as_deref().unwrap()
-    ))
 }
 
 /// The logs collector's ConfigMap for `spec` in namespace `ws`: (vector.yaml as JSON,
@@ -67,16 +57,6 @@ fn collector_config(spec: Value, cm: &str, deref: &model::Dereferenced) -> (Valu
     let cfg: Value = serde_norway::from_str(data["vector.yaml"].as_str().unwrap()).unwrap();
     let settings = data.get("discovery.json").map(|s| serde_json::from_str(s.as_str().unwrap()).unwrap());
     (cfg, settings)
-}
-
-/// What the DaemonSet changes by its mounts and what two Vectors on one machine must not
-/// share: the data dir (a hostPath in the pod) and the API and metrics ports.
-fn localise(cfg: &mut Value, dir: &Path) {
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    cfg["data_dir"] = json!(data);
-    cfg["api"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
-    cfg["sinks"]["vector_metrics_exporter"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
 }
 
 fn write_yaml(path: &Path, v: &Value) {

@@ -227,7 +227,7 @@ async fn baseline_tenants_run_on_the_shared_collectors() {
 #[tokio::test]
 async fn a_dead_tenant_sink_never_delays_another_tenant() {
     let _serial = serial();
-    use support::datapath::{Heartbeat, Proxy, S3, Vector, append, cri_lines, free_port, is_heartbeat};
+    use support::datapath::{Heartbeat, Proxy, S3, Vector, append, cri_lines, is_heartbeat, localise, log_file};
     let Some(bin) = support::vector_bin::vector() else { return };
     let client = env().client().await;
     let na = namespace(&client, "iso-a").await;
@@ -269,11 +269,7 @@ async fn a_dead_tenant_sink_never_delays_another_tenant() {
     }
     let cfg = monitoring_operator::vector::shared::logs_config(&[ta.clone(), tb.clone()], secrets.to_str().unwrap());
     let mut cfg: Value = serde_json::to_value(&cfg).unwrap();
-    let data = dir.join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    cfg["data_dir"] = json!(data);
-    cfg["api"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
-    cfg["sinks"]["vector_metrics_exporter"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
+    localise(&mut cfg, &dir);
     cfg["sources"]["pod_logs"]["kube_config_file"] = json!(env().kubeconfig);
     let file = dir.join("vector.yaml");
     std::fs::write(&file, serde_norway::to_string(&cfg).unwrap()).unwrap();
@@ -287,16 +283,7 @@ async fn a_dead_tenant_sink_never_delays_another_tenant() {
             api.create(&PostParams::default(), &p).await.unwrap()
         }
     };
-    let log_file = |p: &Pod| {
-        let m = &p.metadata;
-        var_log.join(format!(
-            "pods/{}_{}_{}/app/0.log",
-            m.namespace.as_deref().unwrap(),
-            m.name.as_deref().unwrap(),
-            m.uid.as_deref().unwrap()
-        ))
-    };
-    let (fa, fb) = (log_file(&pod(&na).await), log_file(&pod(&nb).await));
+    let (fa, fb) = (log_file(&var_log, &pod(&na).await), log_file(&var_log, &pod(&nb).await));
     let lines = |p: &str, n: usize| (0..n).map(|i| format!("{p}-{i:03}")).collect::<Vec<_>>();
     append(&fa, &cri_lines(&lines("a-before", 20)));
     append(&fb, &cri_lines(&lines("b-before", 20)));
@@ -430,7 +417,7 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// stamped with its own identity, and nothing of the other's.
 #[tokio::test]
 async fn shared_metrics_reach_each_tenant_and_only_it() {
-    use support::datapath::{S3, Target, Vector, free_port};
+    use support::datapath::{S3, Target, Vector, localise};
     let _serial = serial();
     let Some(bin) = support::vector_bin::vector() else { return };
     let dir = support::datapath::fresh_dir("shared-metrics");
@@ -462,10 +449,7 @@ async fn shared_metrics_reach_each_tenant_and_only_it() {
     }
     let mut cfg: Value = serde_norway::from_slice(&data["vector.yaml"]).unwrap();
     cfg["secret"]["tenants"]["path"] = json!(secrets);
-    std::fs::create_dir_all(dir.join("data")).unwrap();
-    cfg["data_dir"] = json!(dir.join("data"));
-    cfg["api"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
-    cfg["sinks"]["vector_metrics_exporter"]["address"] = json!(format!("127.0.0.1:{}", free_port()));
+    localise(&mut cfg, &dir);
     let base = dir.join("vector.yaml");
     std::fs::write(&base, serde_norway::to_string(&cfg).unwrap()).unwrap();
 

@@ -340,6 +340,27 @@ pub fn cri_lines(messages: &[String]) -> String {
     messages.iter().map(|m| format!("{now} stdout F {m}\n")).collect()
 }
 
+/// The log file of container `app` of pod `p` under the emulated node's `/var/log`.
+pub fn log_file(var_log: &Path, p: &k8s_openapi::api::core::v1::Pod) -> PathBuf {
+    let m = &p.metadata;
+    var_log.join(format!(
+        "pods/{}_{}_{}/app/0.log",
+        m.namespace.as_deref().unwrap(),
+        m.name.as_deref().unwrap(),
+        m.uid.as_deref().unwrap()
+    ))
+}
+
+/// What the DaemonSet changes by its mounts and what two Vectors on one machine must not
+/// share: the data dir (a hostPath in the pod) and the API and metrics ports.
+pub fn localise(cfg: &mut Value, dir: &Path) {
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    cfg["data_dir"] = serde_json::json!(data);
+    cfg["api"]["address"] = serde_json::json!(format!("127.0.0.1:{}", free_port()));
+    cfg["sinks"]["vector_metrics_exporter"]["address"] = serde_json::json!(format!("127.0.0.1:{}", free_port()));
+}
+
 /// Append `text` to `path`, creating it and its directory.
 pub fn append(path: &Path, text: &str) {
     use std::io::Write;
