@@ -52,20 +52,7 @@ pub fn config(m: &Model, logs: &Collector) -> Config {
             GREPTIME_FLATTEN.into(),
             Transform::Remap(Remap { inputs: vec![ENRICH.into()], source: FLATTEN.into(), drop_on_error: false }),
         );
-        cfg.sinks.insert(
-            GREPTIME_SINK.into(),
-            Sink::GreptimedbLogs(Box::new(GreptimeDbLogs {
-                inputs: vec![GREPTIME_FLATTEN.into()],
-                endpoint: format!("http://{}", t.endpoint),
-                dbname: t.database.clone(),
-                table: t.logs_table.clone(),
-                pipeline_name: t.pipeline_name.clone(),
-                compression: "gzip".into(),
-                // Real-time copy: never allowed to stall the archive (see README, dual write).
-                buffer: realtime_buffer(),
-                healthcheck: Healthcheck { enabled: true, uri: None },
-            })),
-        );
+        cfg.sinks.insert(GREPTIME_SINK.into(), greptime_sink(vec![GREPTIME_FLATTEN.into()], t));
     }
     if let Some(l) = &logs.loki {
         cfg.sinks.insert(LOKI_SINK.into(), Sink::Loki(Box::new(loki(m, l))));
@@ -73,6 +60,21 @@ pub fn config(m: &Model, logs: &Collector) -> Config {
     }
     self_observability(&mut cfg);
     cfg
+}
+
+/// The GreptimeDB log sink over the flattened records. Real-time copy: never allowed to stall
+/// the archive (see README, dual write).
+pub fn greptime_sink(inputs: Vec<String>, t: &crate::model::GreptimeTarget) -> Sink {
+    Sink::GreptimedbLogs(Box::new(GreptimeDbLogs {
+        inputs,
+        endpoint: format!("http://{}", t.endpoint),
+        dbname: t.database.clone(),
+        table: t.logs_table.clone(),
+        pipeline_name: t.pipeline_name.clone(),
+        compression: "gzip".into(),
+        buffer: realtime_buffer(),
+        healthcheck: Healthcheck { enabled: true, uri: None },
+    }))
 }
 
 /// The Loki sink: one stream per namespace, pod and container of the resource (labels never

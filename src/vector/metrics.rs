@@ -48,19 +48,7 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
     let prefix = key_prefix(&metrics.common.archive, "");
     cfg.sinks.insert(S3_SINK.into(), s3_sink(vec![ENRICH.into()], &metrics.common.archive, prefix));
     if let Some(t) = m.greptime_target().filter(|t| t.metrics) {
-        cfg.sinks.insert(
-            GREPTIME_SINK.into(),
-            Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
-                inputs: vec![LABELED_ALL.into()],
-                endpoint: format!("http://{}/v1/prometheus/write?db={}", t.endpoint, t.database),
-                tenant_id: None,
-                auth: None,
-                tls: None,
-                // Real-time copy: never allowed to stall the archive (see README, dual write).
-                buffer: realtime_buffer(),
-                healthcheck: Healthcheck { enabled: true, uri: Some(format!("http://{}/health", t.endpoint)) },
-            })),
-        );
+        cfg.sinks.insert(GREPTIME_SINK.into(), greptime_sink(vec![LABELED_ALL.into()], t));
     }
     if let Some(rw) = &metrics.remote_write {
         cfg.sinks.insert(
@@ -82,6 +70,20 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
     }
     self_observability(&mut cfg);
     cfg
+}
+
+/// GreptimeDB's Prometheus remote write. Real-time copy: never allowed to stall the archive
+/// (see README, dual write).
+pub fn greptime_sink(inputs: Vec<String>, t: &crate::model::GreptimeTarget) -> Sink {
+    Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
+        inputs,
+        endpoint: format!("http://{}/v1/prometheus/write?db={}", t.endpoint, t.database),
+        tenant_id: None,
+        auth: None,
+        tls: None,
+        buffer: realtime_buffer(),
+        healthcheck: Healthcheck { enabled: true, uri: Some(format!("http://{}/health", t.endpoint)) },
+    }))
 }
 
 /// Discovery settings for the sidecar (the metrics ConfigMap's `discovery.json`).

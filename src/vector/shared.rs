@@ -82,19 +82,7 @@ fn tenant_pipeline(cfg: &mut Config, t: &Tenant) {
             flatten.clone(),
             Transform::Remap(Remap { inputs: vec![enrich], source: logs::FLATTEN.into(), drop_on_error: false }),
         );
-        cfg.sinks.insert(
-            format!("{id}_{}", logs::GREPTIME_SINK),
-            Sink::GreptimedbLogs(Box::new(GreptimeDbLogs {
-                inputs: vec![flatten],
-                endpoint: format!("http://{}", g.endpoint),
-                dbname: g.database.clone(),
-                table: g.logs_table.clone(),
-                pipeline_name: g.pipeline_name.clone(),
-                compression: "gzip".into(),
-                buffer: realtime_buffer(),
-                healthcheck: Healthcheck { enabled: true, uri: None },
-            })),
-        );
+        cfg.sinks.insert(format!("{id}_{}", logs::GREPTIME_SINK), logs::greptime_sink(vec![flatten], g));
     }
 }
 
@@ -148,18 +136,7 @@ pub fn metrics_config(tenants: &[Tenant], secrets_dir: &str) -> Config {
             tenant_s3(id, vec![enrich], &c.archive, &c.credentials, prefix),
         );
         if let Some(g) = t.greptime.as_ref().filter(|g| g.metrics) {
-            cfg.sinks.insert(
-                format!("{id}_{}", metrics::GREPTIME_SINK),
-                Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
-                    inputs: vec![all],
-                    endpoint: format!("http://{}/v1/prometheus/write?db={}", g.endpoint, g.database),
-                    tenant_id: None,
-                    auth: None,
-                    tls: None,
-                    buffer: realtime_buffer(),
-                    healthcheck: Healthcheck { enabled: true, uri: Some(format!("http://{}/health", g.endpoint)) },
-                })),
-            );
+            cfg.sinks.insert(format!("{id}_{}", metrics::GREPTIME_SINK), metrics::greptime_sink(vec![all], g));
         }
         cfg.secret.insert(
             BACKEND.into(),
