@@ -22,8 +22,8 @@ use super::meta::{self, Component};
 use super::pod::CONFIG_DIR;
 use super::{Children, Error, daemonset, network_policy, rbac, serialise_err, service_account};
 use crate::api::{Compression, EncodingCodec, ResourceSpec, S3Partition, SelectionSpec};
-use crate::model::shared::AwsCredentials;
 use crate::model::shared::Tenant;
+use crate::model::shared::TenantCollector;
 use crate::model::{Archive, Collector, Model, PodSettings, Scope};
 use crate::vector::shared::{credential_key, discovery_settings, logs_config, metrics_config};
 
@@ -115,21 +115,55 @@ fn collector_model(s: &SharedSettings) -> (Model, Collector) {
     (model, collector)
 }
 
-/// One component's config Secret (config, discovery settings, credentials) and DaemonSet.
-fn component<'a>(
+/// One tenant's part of collector `c`: its id, its collector, and the GreptimeDB endpoint it
+/// also sends that kind to.
+struct Part<'a> {
+    id: &'a str,
+    collector: &'a TenantCollector,
+    greptime: Option<&'a str>,
+}
+
+/// The tenants' parts of collector `c` (logs or metrics).
+fn collectors_of(tenants: &[Tenant], c: Component) -> Vec<Part<'_>> {
+    tenants
+        .iter()
+        .filter_map(|t| {
+            let (collector, greptime) = match c {
+                Component::Logs => (t.logs.as_ref()?, t.greptime.as_ref().filter(|g| g.logs)),
+                Component::Metrics => (&t.metrics.as_ref()?.common, t.greptime.as_ref().filter(|g| g.metrics)),
+                Component::Traces => return None,
+            };
+            Some(Part { id: &t.id, collector, greptime: greptime.map(|g| g.endpoint.as_str()) })
+        })
+        .collect()
+}
+
+/// One component's config Secret (config, discovery settings, every tenant's credentials),
+/// DaemonSet, and (the admin's `--collector-network-policy`) NetworkPolicy with egress to
+/// every tenant's sink ports.
+fn component(
+    s: &SharedSettings,
     m: &Model,
     collector: &Collector,
     c: Component,
     mut data: BTreeMap<String, String>,
-    credentials: impl Iterator<Item = (&'a str, &'a AwsCredentials)>,
+    parts: &[Part<'_>],
     out: &mut Children,
 ) {
-    for (id, cred) in credentials {
+    for p in parts {
+        let (id, cred) = (p.id, &p.collector.credentials);
         data.insert(credential_key(id, "aws_access_key_id"), cred.access_key_id.clone());
         data.insert(credential_key(id, "aws_secret_access_key"), cred.secret_access_key.clone());
         if let Some(token) = &cred.session_token {
             data.insert(credential_key(id, "aws_session_token"), token.clone());
         }
+    }
+    if s.network_policy {
+        let endpoints = parts
+            .iter()
+            .flat_map(|p| [p.collector.archive.endpoint.as_deref()].into_iter().chain(p.greptime.map(Some)));
+        // The metrics collector scrapes any namespace's pods (cluster scope): tenants vary.
+        out.network_policies.push(network_policy::policy(m, None, c, network_policy::shared_sink_ports(endpoints)));
     }
     let secret_name = c.configmap_name(INSTANCE);
     out.secrets.push(Secret {
@@ -172,41 +206,21 @@ pub fn render(s: &SharedSettings, tenants: &[Tenant]) -> Result<Children, Error>
     out.service_accounts.extend(service_account::render(&m, None));
     rbac::render(&m, None, &mut out);
 
-    if tenants.iter().any(|t| t.logs.is_some()) {
+    let logs = collectors_of(&tenants, Component::Logs);
+    if !logs.is_empty() {
         let cfg = logs_config(&tenants, CONFIG_DIR);
         let config = cfg.to_yaml().map_err(|e| serialise_err("shared logs config")(&e))?;
         let data = BTreeMap::from([(CONFIG_KEY.to_string(), config)]);
-        let creds = tenants.iter().filter_map(|t| Some((t.id.as_str(), &t.logs.as_ref()?.credentials)));
-        component(&m, &collector, Component::Logs, data, creds, &mut out);
-        if s.network_policy {
-            let endpoints = tenants.iter().filter_map(|t| t.logs.as_ref()).map(|l| l.archive.endpoint.as_deref());
-            let greptime = tenants
-                .iter()
-                .filter_map(|t| t.greptime.as_ref().filter(|g| g.logs))
-                .map(|g| Some(g.endpoint.as_str()));
-            let ports = network_policy::shared_sink_ports(endpoints.chain(greptime));
-            out.network_policies.push(network_policy::policy(&m, None, Component::Logs, ports));
-        }
+        component(s, &m, &collector, Component::Logs, data, &logs, &mut out);
     }
-    if tenants.iter().any(|t| t.metrics.is_some()) {
+    let metrics = collectors_of(&tenants, Component::Metrics);
+    if !metrics.is_empty() {
         let cfg = metrics_config(&tenants, CONFIG_DIR);
         let config = cfg.to_yaml().map_err(|e| serialise_err("shared metrics config")(&e))?;
         let settings = serde_json::to_string_pretty(&discovery_settings(&tenants))
             .map_err(|e| serialise_err("shared discovery settings")(&e))?;
         let data = BTreeMap::from([(CONFIG_KEY.to_string(), config), (DISCOVERY_KEY.to_string(), settings)]);
-        let creds = tenants.iter().filter_map(|t| Some((t.id.as_str(), &t.metrics.as_ref()?.common.credentials)));
-        component(&m, &collector, Component::Metrics, data, creds, &mut out);
-        if s.network_policy {
-            let endpoints =
-                tenants.iter().filter_map(|t| t.metrics.as_ref()).map(|mt| mt.common.archive.endpoint.as_deref());
-            let greptime = tenants
-                .iter()
-                .filter_map(|t| t.greptime.as_ref().filter(|g| g.metrics))
-                .map(|g| Some(g.endpoint.as_str()));
-            let ports = network_policy::shared_sink_ports(endpoints.chain(greptime));
-            // Scrapes any namespace's pods (cluster scope): the tenants' namespaces vary.
-            out.network_policies.push(network_policy::policy(&m, None, Component::Metrics, ports));
-        }
+        component(s, &m, &collector, Component::Metrics, data, &metrics, &mut out);
     }
     Ok(out)
 }
