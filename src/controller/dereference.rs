@@ -47,6 +47,14 @@ pub async fn dereference(ms: &MonitoringServices, ctx: &Context) -> Result<Deref
     Ok(Dereferenced { detected_cloud, greptime, operator: ctx.settings.operator(), secrets, secret_values })
 }
 
+/// The resourceVersion of Secret `ns/name` as the metadata watch has it: None without a ready
+/// cache (then the caller reads the API), Some(None) when the Secret does not exist.
+fn cached_version(ctx: &Context, ns: &str, name: &str) -> Option<Option<String>> {
+    let store = ctx.caches.get().map(|c| &c.secrets)?;
+    store.wait_until_ready().now_or_never()?.ok()?;
+    Some(store.get(&ObjectRef::new(name).within(ns)).and_then(|s| s.metadata.resource_version.clone()))
+}
+
 /// Shared mode only: the values of the Secret keys the `environmentVariables` name (the
 /// tenant's S3 credentials, which the shared collectors' Secret in the admin's namespace
 /// carries). Kept per Secret with its resourceVersion: read again only when the Secret
@@ -54,13 +62,10 @@ pub async fn dereference(ms: &MonitoringServices, ctx: &Context) -> Result<Deref
 async fn read_secret_values(ms: &MonitoringServices, ctx: &Context) -> Result<model::shared::SecretValues, Error> {
     let ns = ms.namespace().unwrap_or_default();
     let api = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
-    let cache = ctx.caches.get().map(|c| &c.secrets);
     let mut out = BTreeMap::new();
     for (name, keys) in model::shared::env_secret_refs(&ms.spec) {
         let key = (ns.clone(), name.clone());
-        let current = cache.filter(|store| store.wait_until_ready().now_or_never().is_some()).map(|store| {
-            store.get(&ObjectRef::new(&name).within(&ns)).and_then(|s| s.metadata.resource_version.clone())
-        });
+        let current = cached_version(ctx, &ns, &name);
         if let Some(None) = current {
             continue;
         }
@@ -95,22 +100,16 @@ async fn read_secret_values(ms: &MonitoringServices, ctx: &Context) -> Result<mo
 async fn read_secrets(ms: &MonitoringServices, ctx: &Context) -> Result<BTreeMap<String, Option<SecretInfo>>, Error> {
     let ns = ms.namespace().unwrap_or_default();
     let api = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
-    let cache = ctx.caches.get().map(|c| &c.secrets);
     let mut out = BTreeMap::new();
     for name in model::referenced_secrets(&ms.spec).into_keys() {
         let key = (ns.clone(), name.clone());
-        if let Some(store) = cache
-            && store.wait_until_ready().now_or_never().is_some()
-        {
-            let current = store.get(&ObjectRef::new(&name).within(&ns));
+        if let Some(current) = cached_version(ctx, &ns, &name) {
             let Some(current) = current else {
                 out.insert(name, None);
                 continue;
             };
             let known = ctx.secret_infos.lock().unwrap_or_else(|p| p.into_inner()).get(&key).cloned();
-            if let Some(info) =
-                known.filter(|i| Some(&i.resource_version) == current.metadata.resource_version.as_ref())
-            {
+            if let Some(info) = known.filter(|i| i.resource_version == current) {
                 out.insert(name, Some(info));
                 continue;
             }
