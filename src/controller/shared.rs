@@ -5,7 +5,7 @@
 //! Kubernetes API (through `apply`).
 //!
 //! The task runs when a part changes, a resource is deleted, a shared child changes (drift),
-//! and every minute. At start it waits (at most a minute) until every resource has been
+//! and every ten minutes. At start it waits (at most a minute) until every resource has been
 //! reconciled once, so a restarted operator never applies a config missing tenants.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -131,17 +131,16 @@ pub async fn remove_leftovers(ctx: Arc<Context>) {
     let Some(c) = ctx.caches.get() else { return };
     let shared =
         |labels: &BTreeMap<String, String>| labels.get(meta::LABEL_INSTANCE).map(String::as_str) == Some(INSTANCE);
-    let mut namespaces = BTreeSet::new();
-    for ds in c.children.daemon_sets.all().await.unwrap_or_default() {
-        if shared(ds.labels()) {
-            namespaces.extend(ds.namespace());
-        }
-    }
-    for secret in c.children.secrets.all().await.unwrap_or_default() {
-        if shared(secret.labels()) {
-            namespaces.extend(secret.namespace());
-        }
-    }
+    // Where shared children are: their DaemonSets and config Secrets (the rest goes with them).
+    let daemon_sets = c.children.daemon_sets.all().await.unwrap_or_default();
+    let secrets = c.children.secrets.all().await.unwrap_or_default();
+    let namespaces: BTreeSet<String> = daemon_sets
+        .iter()
+        .map(|d| (d.labels(), d.namespace()))
+        .chain(secrets.iter().map(|s| (s.labels(), s.namespace())))
+        .filter(|(labels, _)| shared(labels))
+        .filter_map(|(_, ns)| ns)
+        .collect();
     for ns in namespaces {
         let empty = crate::render::Children::default();
         match apply::sync(&ctx.client, Some(&c.children), &ns, INSTANCE, empty).await {
@@ -178,7 +177,8 @@ pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
         tokio::time::sleep(Duration::from_millis(300)).await;
         let tenants = ctx.shared.current(&store);
         let again = match sync(&ctx, &settings, &tenants).await {
-            Ok(()) => Duration::from_secs(60),
+            // Pokes cover every change; this only repairs what no watch event announced.
+            Ok(()) => Duration::from_secs(600),
             Err(e) => {
                 warn!(error = %e, tenants = tenants.len(), "shared collectors: apply failed; retrying");
                 Duration::from_secs(5)
