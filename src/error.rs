@@ -6,8 +6,6 @@
 //! status, and the resource waits for a change. Everything here is transient (the apiserver or
 //! a dependency was unreachable, slow or conflicting) and is retried with backoff.
 
-use kube::runtime::finalizer;
-
 /// Upper bound on any text the operator puts into a status, an Event or a log line taken from
 /// user input or a remote answer (etcd refuses objects over ~1.5 MiB; a status should be read
 /// by a person).
@@ -67,9 +65,9 @@ pub enum Error {
     /// Writing the resource's status.
     #[error("patch status: {0}")]
     PatchStatus(#[source] kube::Error),
-    /// Adding or removing the finalizer, or the cleanup it guards.
+    /// Adding or removing the finalizer.
     #[error("finalizer: {0}")]
-    Finalizer(#[source] Box<finalizer::Error<Error>>),
+    Finalizer(#[source] kube::Error),
 }
 
 impl Error {
@@ -82,10 +80,7 @@ impl Error {
             Error::Delete { .. } => "Delete",
             Error::Render(_) => "Render",
             Error::PatchStatus(_) => "PatchStatus",
-            Error::Finalizer(f) => match &**f {
-                finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.metric_label(),
-                _ => "Finalizer",
-            },
+            Error::Finalizer(_) => "Finalizer",
         }
     }
 }

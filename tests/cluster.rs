@@ -285,6 +285,91 @@ async fn semantic_errors_fail_and_leave_children_untouched() {
     assert!(cm.data.unwrap()["vector.yaml"].contains("bucket: from-var"));
 }
 
+/// A ValidatingAdmissionPolicy (CEL in the apiserver, like a quota or a webhook would) that
+/// refuses DaemonSets whose image names "refused", in namespace `ns` only; returns once the
+/// apiserver enforces it.
+async fn refuse_daemonsets_in(client: &Client, ns: &str) {
+    let dynamic = |kind: &str| {
+        let gvk = kube::core::GroupVersionKind::gvk("admissionregistration.k8s.io", "v1", kind);
+        Api::<kube::api::DynamicObject>::all_with(client.clone(), &kube::api::ApiResource::from_gvk(&gvk))
+    };
+    let name = format!("refuse-{ns}");
+    let policy = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": name},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {"resourceRules": [{"apiGroups": ["apps"], "apiVersions": ["v1"],
+                "operations": ["CREATE", "UPDATE"], "resources": ["daemonsets"]}]},
+            "validations": [{"expression": "!object.spec.template.spec.containers.exists(c, c.image.contains('refused'))",
+                             "message": "images named refused are not allowed here"}]
+        }
+    });
+    let binding = json!({
+        "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": name},
+        "spec": {"policyName": name, "validationActions": ["Deny"],
+                 "matchResources": {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": ns}}}}
+    });
+    let pp = PostParams::default();
+    dynamic("ValidatingAdmissionPolicy").create(&pp, &serde_json::from_value(policy).unwrap()).await.unwrap();
+    dynamic("ValidatingAdmissionPolicyBinding").create(&pp, &serde_json::from_value(binding).unwrap()).await.unwrap();
+    let probe: DaemonSet = serde_json::from_value(json!({
+        "metadata": {"name": "probe"},
+        "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}},
+                 "spec": {"containers": [{"name": "c", "image": "refused:1"}]}}}
+    }))
+    .unwrap();
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    let api = Api::<DaemonSet>::namespaced(client.clone(), ns);
+    eventually("the policy enforced", SHORT, || async { api.create(&dry, &probe).await.is_err().then_some(()) }).await;
+}
+
+/// A child the apiserver refuses leaves nothing of the change behind. A new resource is created
+/// without dry runs (half the writes), so the children created before the refusal are deleted
+/// again; a running resource's change is stopped by the dry run before anything is written.
+#[tokio::test]
+async fn a_refused_child_leaves_nothing_half_applied() {
+    let client = env().client().await;
+    let ns = namespace(&client, "refused").await;
+    refuse_daemonsets_in(&client, &ns).await;
+    start_controller(&ns).await;
+
+    let mut spec = basic_spec();
+    spec["imageRepository"] = json!("registry.example/refused-vector");
+    create(&client, &ns, ms_json("new", spec)).await.unwrap();
+    let ms = wait_status(&client, &ns, "new", "Failed", |m| phase(m) == Some(Phase::Failed)).await;
+    let message = ms.status.unwrap().message.unwrap_or_default();
+    assert!(message.contains("DaemonSet") && message.contains("images named refused"), "{message}");
+    assert_eq!(child_names(&client, &ns, "new").await, BTreeSet::new(), "children of a refused creation left behind");
+
+    // A running resource: the change would rewrite the logs config and both DaemonSets; the
+    // DaemonSets are refused, so the config stays as it was.
+    create(&client, &ns, ms_json("running", basic_spec())).await.unwrap();
+    let cm_name = "running-vector-logs-config";
+    let before = eventually("logs config", SHORT, || async { config_map(&client, &ns, cm_name).await }).await;
+    wait_status(&client, &ns, "running", "first status", |m| m.status.is_some()).await;
+    let children = child_names(&client, &ns, "running").await;
+    patch_spec(
+        &client,
+        &ns,
+        "running",
+        json!({"imageRepository": "registry.example/refused-vector", "vectorLogs": {"s3Prefix": "moved"}}),
+    )
+    .await;
+    let ms = wait_status(&client, &ns, "running", "Failed", |m| phase(m) == Some(Phase::Failed)).await;
+    assert!(ms.status.unwrap().message.unwrap_or_default().contains("images named refused"));
+    let after = config_map(&client, &ns, cm_name).await.unwrap();
+    assert_eq!(before.resource_version(), after.resource_version(), "the config changed though the change was refused");
+    assert_eq!(child_names(&client, &ns, "running").await, children);
+
+    // The refusal lifted by a spec change: applied as usual.
+    patch_spec(&client, &ns, "running", json!({"imageRepository": "timberio/vector"})).await;
+    wait_status(&client, &ns, "running", "recovered", |m| phase(m) != Some(Phase::Failed)).await;
+    let cm = config_map(&client, &ns, cm_name).await.unwrap();
+    assert!(cm.data.unwrap()["vector.yaml"].contains("moved"));
+}
+
 #[tokio::test]
 async fn spec_changes_roll_config_and_disabling_deletes_children() {
     let client = env().client().await;

@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 use tracing::info;
 
-use super::compact::{self, Cache};
+use super::compact::{self, Cache, Cached};
 use super::drift;
 use super::traced::traced;
 use super::watch::{Applied, ChildCaches};
@@ -39,6 +39,9 @@ pub struct Synced {
     /// cluster-scoped object cannot be owned by a namespaced one), so the caller checks that
     /// their owner still exists.
     pub cluster_applied: usize,
+    /// Children this sync created (they did not exist before it): what a refusal later in
+    /// the same sync deletes again when no dry run preceded it.
+    created: Vec<(Kind, String, String)>,
 }
 
 /// An apply the apiserver refused; nothing of the change was persisted.
@@ -96,7 +99,7 @@ struct Plan<K: ChildKind> {
     desired: Vec<K>,
     live: BTreeMap<String, K>,
     changed: Vec<bool>,
-    applied: Option<Applied>,
+    cache: Option<(Cache<K>, Applied)>,
 }
 
 impl<K: ChildKind> Plan<K> {
@@ -109,60 +112,79 @@ impl<K: ChildKind> Plan<K> {
         desired: Vec<K>,
         cache: Option<(&Cache<K>, &Applied)>,
     ) -> Result<Plan<K>, SyncError> {
-        let applied = cache.map(|(_, a)| a.clone());
-        let listed = match cache.map(|(s, _)| s) {
-            Some(cache) => cache
-                .select(api_namespace(&api), selector)
-                .await
-                .map_err(|why| Error::CacheNotReady { kind: kind.name(), why })?,
+        let ns = api_namespace(&api).to_string();
+        let listed: Vec<Cached<K>> = match cache.map(|(s, _)| s) {
+            Some(cache) => {
+                cache.select(&ns, selector).await.map_err(|why| Error::CacheNotReady { kind: kind.name(), why })?
+            }
             None => {
                 let lp = ListParams::default().labels(selector);
-                traced("list", kind.name(), api_namespace(&api), "", api.list(&lp))
+                traced("list", kind.name(), &ns, "", api.list(&lp))
                     .await
                     .map_err(|source| Error::ListChildren { kind: kind.name(), source })?
                     .items
+                    .into_iter()
+                    .map(|object| Cached { object, verified: None, digest: 0 })
+                    .collect()
             }
         };
-        let mut live: BTreeMap<String, K> = listed.into_iter().map(|o| (o.name_any(), o)).collect();
+        let mut live: BTreeMap<String, Cached<K>> = listed.into_iter().map(|c| (c.object.name_any(), c)).collect();
         let mut desired = desired;
         let mut changed = Vec::with_capacity(desired.len());
-        let ns = api_namespace(&api).to_string();
         for obj in desired.iter_mut() {
             let hash = stamp_hash(obj)?;
             let name = obj.name_any();
             // Our own write of this very object, newer than the cached copy (its watch event
             // is still on the way): the apiserver's answer to it stands in for the cache.
-            if let Some(a) = &applied
+            if let Some((_, a)) = cache
                 && let Some(ours) =
-                    a.newer_than(kind, &ns, &name, &hash, live.get(&name).and_then(|l| l.resource_version()))
+                    a.newer_than(kind, &ns, &name, &hash, live.get(&name).and_then(|l| l.object.resource_version()))
             {
                 live.insert(name.clone(), ours);
             }
             let same = live.get(&name).is_some_and(|l| {
-                if l.annotations().get(ANNOTATION_APPLIED_HASH) != Some(&hash) {
+                let o = &l.object;
+                if o.annotations().get(ANNOTATION_APPLIED_HASH) != Some(&hash) {
                     return false;
                 }
-                let foreign = match l.annotations().get(compact::ANNOTATION_FOREIGN_OWNER) {
+                let foreign = match o.annotations().get(compact::ANNOTATION_FOREIGN_OWNER) {
                     Some(v) => v == "true",
-                    None => drift::foreign_owner(l.managed_fields()),
+                    None => drift::foreign_owner(o.managed_fields()),
                 };
                 if foreign {
-                    info!(kind = kind.name(), name = %obj.name_any(), "another field manager owns our fields: re-applying");
+                    info!(kind = kind.name(), name = %name, "another field manager owns our fields: re-applying");
                     return false;
                 }
-                if let Some(path) = drift::difference(obj, l) {
-                    info!(kind = kind.name(), name = %obj.name_any(), field = %path, "edited since we applied it: re-applying");
+                if l.verified.as_deref() == Some(hash.as_str()) {
+                    return true;
+                }
+                if let Some(path) = drift::difference(obj, o) {
+                    info!(kind = kind.name(), name = %name, field = %path, "edited since we applied it: re-applying");
                     return false;
+                }
+                // Verified: the cache keeps only the skeleton from now on.
+                if let Some((c, _)) = cache {
+                    c.verify(&ns, &name, &hash, l.digest);
                 }
                 true
             });
             changed.push(!same);
         }
-        Ok(Plan { api, kind, desired, live, changed, applied })
+        let live = live.into_iter().map(|(n, c)| (n, c.object)).collect();
+        Ok(Plan { api, kind, desired, live, changed, cache: cache.map(|(c, a)| (c.clone(), a.clone())) })
     }
 
     fn changed(&self) -> impl Iterator<Item = &K> {
         self.desired.iter().zip(&self.changed).filter(|(_, c)| **c).map(|(o, _)| o)
+    }
+
+    /// How many children change, and how many of those changes touch an existing child
+    /// (updates, and deletions of orphans).
+    fn counts(&self) -> (usize, usize) {
+        let changed: Vec<&K> = self.changed().collect();
+        let updates = changed.iter().filter(|o| self.live.contains_key(&o.name_any())).count();
+        let orphans = self.live.keys().filter(|n| !self.desired.iter().any(|d| d.name_any() == **n)).count();
+        (changed.len() + orphans, updates + orphans)
     }
 
     async fn dry_run(&self) -> Result<(), SyncError> {
@@ -181,20 +203,24 @@ impl<K: ChildKind> Plan<K> {
     async fn apply(self, stats: &mut Synced) -> Result<Vec<K>, SyncError> {
         let pp = PatchParams::apply(MANAGER).force();
         let ns = api_namespace(&self.api).to_string();
-        let Plan { api, kind, desired, mut live, changed, applied: memory } = self;
+        let Plan { api, kind, desired, mut live, changed, cache } = self;
+        let memory = cache.map(|(_, a)| a);
         let mut out = Vec::with_capacity(desired.len());
         for (obj, changed) in desired.into_iter().zip(changed) {
             let name = obj.name_any();
             let current = live.remove(&name);
             match (changed, current) {
                 (false, Some(current)) => out.push(current),
-                _ => {
+                (_, current) => {
+                    if current.is_none() {
+                        stats.created.push((kind, ns.clone(), name.clone()));
+                    }
                     let applied = traced("apply", kind.name(), &ns, &name, api.patch(&name, &pp, &Patch::Apply(&obj)))
                         .await
                         .map_err(|e| classify(kind, &name, e))?;
                     stats.applied += 1;
                     if let Some(m) = &memory {
-                        m.record(kind, &ns, &name, &applied);
+                        m.record(kind, &ns, &name, &applied, drift::difference(&obj, &applied).is_none());
                     }
                     out.push(applied);
                 }
@@ -228,12 +254,15 @@ fn api_namespace<K: ChildKind>(api: &Api<K>) -> &str {
 
 /// Apply `children` of CR `cr` in `namespace` and delete its stale children. The live
 /// children are read from `caches` when given (the controller's watches), else listed.
+/// `careful`: dry-run every change first, whatever it is (the last sync of these children was
+/// refused: creating and deleting them again on every retry would churn).
 pub async fn sync(
     client: &Client,
     caches: Option<&ChildCaches>,
     namespace: &str,
     cr: &str,
     children: Children,
+    careful: bool,
 ) -> Result<Synced, SyncError> {
     let Children {
         service_accounts,
@@ -331,42 +360,107 @@ pub async fn sync(
     )
     .await?;
 
-    sa.dry_run().await?;
-    role.dry_run().await?;
-    rb.dry_run().await?;
-    cr_.dry_run().await?;
-    crb.dry_run().await?;
-    secret.dry_run().await?;
-    cm.dry_run().await?;
-    ds.dry_run().await?;
-    deploy.dry_run().await?;
-    svc.dry_run().await?;
-    netpol.dry_run().await?;
+    // A dry run of every changed child first protects what runs: a refusal of one child
+    // would otherwise leave others of the same change applied. It protects nothing when one
+    // child changes (its refusal changes nothing), or when every change is a creation: then a
+    // refusal deletes what this sync created. Skipped there, which halves the writes of a new
+    // resource. After a refusal every retry dry-runs (`careful`), so nothing is created until
+    // the apiserver takes all of it.
+    let counts = [
+        sa.counts(),
+        role.counts(),
+        rb.counts(),
+        cr_.counts(),
+        crb.counts(),
+        secret.counts(),
+        cm.counts(),
+        ds.counts(),
+        deploy.counts(),
+        svc.counts(),
+        netpol.counts(),
+    ];
+    let (changed, updates) = counts.iter().fold((0, 0), |(c, u), (c2, u2)| (c + c2, u + u2));
+    let dry = careful || (changed > 1 && updates > 0);
+    if dry {
+        sa.dry_run().await?;
+        role.dry_run().await?;
+        rb.dry_run().await?;
+        cr_.dry_run().await?;
+        crb.dry_run().await?;
+        secret.dry_run().await?;
+        cm.dry_run().await?;
+        ds.dry_run().await?;
+        deploy.dry_run().await?;
+        svc.dry_run().await?;
+        netpol.dry_run().await?;
+    }
 
     let mut out = Synced::default();
-    // Identity and RBAC before the config, the config before the workloads that mount it.
-    let service_accounts = sa.apply(&mut out).await?;
-    let roles = role.apply(&mut out).await?;
-    let role_bindings = rb.apply(&mut out).await?;
-    let before_cluster = out.applied;
-    let cluster_roles = cr_.apply(&mut out).await?;
-    let cluster_role_bindings = crb.apply(&mut out).await?;
-    out.cluster_applied = out.applied - before_cluster;
-    let live = Children {
-        service_accounts,
-        roles,
-        role_bindings,
-        cluster_roles,
-        cluster_role_bindings,
-        secrets: secret.apply(&mut out).await?,
-        config_maps: cm.apply(&mut out).await?,
-        daemon_sets: ds.apply(&mut out).await?,
-        deployments: deploy.apply(&mut out).await?,
-        services: svc.apply(&mut out).await?,
-        network_policies: netpol.apply(&mut out).await?,
-    };
-    out.live = live;
-    Ok(out)
+    let applied = async {
+        // Identity and RBAC before the config, the config before the workloads that mount it;
+        // workloads last, so a refused child of a new resource never started a pod.
+        let service_accounts = sa.apply(&mut out).await?;
+        let roles = role.apply(&mut out).await?;
+        let role_bindings = rb.apply(&mut out).await?;
+        let before_cluster = out.applied;
+        let cluster_roles = cr_.apply(&mut out).await?;
+        let cluster_role_bindings = crb.apply(&mut out).await?;
+        out.cluster_applied = out.applied - before_cluster;
+        let secrets = secret.apply(&mut out).await?;
+        let config_maps = cm.apply(&mut out).await?;
+        let services = svc.apply(&mut out).await?;
+        let network_policies = netpol.apply(&mut out).await?;
+        let daemon_sets = ds.apply(&mut out).await?;
+        let deployments = deploy.apply(&mut out).await?;
+        Ok::<_, SyncError>(Children {
+            service_accounts,
+            roles,
+            role_bindings,
+            cluster_roles,
+            cluster_role_bindings,
+            secrets,
+            config_maps,
+            daemon_sets,
+            deployments,
+            services,
+            network_policies,
+        })
+    }
+    .await;
+    match applied {
+        Ok(live) => {
+            out.live = live;
+            Ok(out)
+        }
+        Err(SyncError::Rejected(r)) if !dry => {
+            undo(client, caches, &out.created).await?;
+            Err(r.into())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Delete what a refused sync created, so a refusal leaves nothing of its change behind.
+async fn undo(client: &Client, caches: Option<&ChildCaches>, created: &[(Kind, String, String)]) -> Result<(), Error> {
+    for (kind, ns, name) in created.iter().rev() {
+        let ar = kind.api_resource();
+        let api: Api<kube::api::DynamicObject> = if kind.namespaced() {
+            Api::namespaced_with(client.clone(), ns, &ar)
+        } else {
+            Api::all_with(client.clone(), &ar)
+        };
+        if let Some(c) = caches {
+            c.applied.forget(*kind, ns, name);
+        }
+        match traced("delete", kind.name(), ns, name, api.delete(name, &DeleteParams::background())).await {
+            Ok(_) => {
+                info!(kind = kind.name(), %ns, %name, "removed again: a later child of the same change was refused")
+            }
+            Err(kube::Error::Api(e)) if e.code == 404 => {}
+            Err(source) => return Err(Error::Delete { kind: kind.name(), name: name.clone(), source }),
+        }
+    }
+    Ok(())
 }
 
 /// Delete the cluster-scoped children of a CR (namespaced ones go with it through owner

@@ -1,7 +1,14 @@
-//! The cache of one child kind, compact: each object is kept as its JSON (managedFields
-//! reduced to a flag) and decoded only when a reconcile reads its own children. The typed
-//! k8s-openapi objects are wide: measured, a collector DaemonSet takes 37 KB decoded against
-//! 4.3 KB of JSON, and 1,000 resources' children in typed stores took 245 MiB.
+//! The cache of one child kind, compact. Each object is kept as a *skeleton* (name, uid,
+//! labels, the two annotations the apply step reads, `spec.replicas` and `status`: what
+//! status and the sweep read) and a digest of the rest. The whole object is kept only until a
+//! reconcile has *verified* it, i.e. found every value it applies in it
+//! ([`Cache::verify`], or at arrival when the object is exactly this process's own apply):
+//! from then on a change of the digest (someone edited the object) is what brings the whole
+//! object back for the next comparison. Status updates (a DaemonSet's pods) leave the digest
+//! alone.
+//!
+//! Measured before: typed k8s-openapi objects are wide (a collector DaemonSet decodes to 37 KB
+//! against 4.3 KB of JSON), and even as JSON 1,000 resources' children held ~20 MB.
 //! Touches: nothing (fed by a watch stream).
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +23,11 @@ use kube::core::PartialObjectMetaExt;
 use kube::runtime::watcher::{self, Event};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+use super::watch::Applied;
+use crate::render::Kind;
 
 /// On a cached child: whether another field manager owns one of our fields, computed when the
 /// object arrived (`drift::foreign_owner`), so the cache need not keep managedFields.
@@ -24,16 +36,33 @@ pub const ANNOTATION_FOREIGN_OWNER: &str = "monitoring-operator.internal/foreign
 /// How long a reconcile waits for the cache's first list.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Digest of an object's content: everything but its status and what changes on every write.
+pub type ContentDigest = u128;
+
 struct Entry {
-    labels: BTreeMap<String, String>,
-    json: Box<str>,
+    labels: Box<[(Box<str>, Box<str>)]>,
+    skeleton: Box<str>,
+    digest: ContentDigest,
+    /// The whole object (JSON) while its content is not verified.
+    body: Option<Box<str>>,
+    /// The applied hash and the content digest a reconcile found to carry every value it applies.
+    verified: Option<(Box<str>, ContentDigest)>,
 }
+
+impl Entry {
+    fn is_verified(&self) -> bool {
+        self.verified.as_ref().is_some_and(|(_, d)| *d == self.digest)
+    }
+}
+
+/// Objects by namespace ("" for cluster-scoped), then name: a reconcile reads one namespace.
+type Objects = HashMap<Box<str>, BTreeMap<Box<str>, Entry>>;
 
 #[derive(Default)]
 struct State {
-    objects: HashMap<(String, String), Entry>,
+    objects: Objects,
     /// Filled during a (re)list, swapped in when it is complete.
-    relist: Option<HashMap<(String, String), Entry>>,
+    relist: Option<Objects>,
 }
 
 /// One kind's cache; cheap to clone.
@@ -49,14 +78,96 @@ impl<K> Clone for Cache<K> {
     }
 }
 
-fn key<K: Resource>(o: &K) -> (String, String) {
+/// A cached object as a reconcile reads it.
+pub struct Cached<K> {
+    /// The whole object while it is not verified, else its skeleton.
+    pub object: K,
+    /// The applied hash its content was verified for (then `object` is the skeleton).
+    pub verified: Option<String>,
+    pub digest: ContentDigest,
+}
+
+/// `o` without managedFields, which are reduced to the foreign-owner annotation.
+pub fn slim<K: Resource + Clone>(o: &K) -> K {
+    let mut o = o.clone();
+    let foreign = super::drift::foreign_owner(o.meta().managed_fields.as_deref().unwrap_or_default());
+    o.meta_mut().managed_fields = None;
+    o.meta_mut()
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(ANNOTATION_FOREIGN_OWNER.into(), foreign.to_string());
+    o
+}
+
+/// The skeleton and the content digest of `o` (as [`slim`] leaves it).
+pub fn reduce<K: Serialize>(o: &K) -> Option<(Value, ContentDigest)> {
+    let mut v = serde_json::to_value(o).ok()?;
+    let obj = v.as_object_mut()?;
+    let status = obj.remove("status");
+    let replicas = obj.get("spec").and_then(|s| s.get("replicas")).cloned();
+    let meta = obj.get_mut("metadata")?.as_object_mut()?;
+    meta.remove("managedFields");
+    let rv = meta.remove("resourceVersion");
+    let generation = meta.remove("generation");
+    let foreign =
+        meta.get_mut("annotations").and_then(|a| a.as_object_mut()).and_then(|a| a.remove(ANNOTATION_FOREIGN_OWNER));
+    let digest = {
+        let bytes = serde_json::to_vec(&v).ok()?;
+        let d = Sha256::digest(&bytes);
+        u128::from_le_bytes(d[..16].try_into().ok()?)
+    };
+    let meta = v.get("metadata")?;
+    let mut skel = serde_json::Map::new();
+    for key in ["name", "namespace", "uid", "labels", "ownerReferences"] {
+        if let Some(x) = meta.get(key) {
+            skel.insert(key.into(), x.clone());
+        }
+    }
+    let mut annotations = serde_json::Map::new();
+    if let Some(h) = meta.get("annotations").and_then(|a| a.get(super::apply::ANNOTATION_APPLIED_HASH)) {
+        annotations.insert(super::apply::ANNOTATION_APPLIED_HASH.into(), h.clone());
+    }
+    if let Some(f) = foreign {
+        annotations.insert(ANNOTATION_FOREIGN_OWNER.into(), f);
+    }
+    skel.insert("annotations".into(), Value::Object(annotations));
+    if let Some(rv) = rv {
+        skel.insert("resourceVersion".into(), rv);
+    }
+    if let Some(g) = generation {
+        skel.insert("generation".into(), g);
+    }
+    let mut out = serde_json::Map::new();
+    for key in ["apiVersion", "kind"] {
+        if let Some(x) = v.get(key) {
+            out.insert(key.into(), x.clone());
+        }
+    }
+    out.insert("metadata".into(), Value::Object(skel));
+    if let Some(r) = replicas {
+        out.insert("spec".into(), serde_json::json!({ "replicas": r }));
+    }
+    if let Some(s) = status {
+        out.insert("status".into(), s);
+    }
+    Some((Value::Object(out), digest))
+}
+
+fn verified_before(objects: &Objects, ns: &str, name: &str) -> Option<(Box<str>, ContentDigest)> {
+    objects.get(ns)?.get(name)?.verified.clone()
+}
+
+fn key<K: Resource>(o: &K) -> (Box<str>, Box<str>) {
     let m = o.meta();
-    (m.namespace.clone().unwrap_or_default(), m.name.clone().unwrap_or_default())
+    (m.namespace.as_deref().unwrap_or_default().into(), m.name.as_deref().unwrap_or_default().into())
 }
 
 /// The cache, and the stream that fills it: the changed objects' metadata (a controller
 /// trigger: owner references and labels are all it needs). The stream must be polled.
+/// `applied`: this process's own applies, so an object arriving exactly as we applied it is
+/// verified at once and never kept whole.
 pub fn cache<K>(
+    (kind, applied): (Kind, Applied),
     events: super::watch::Events<K>,
 ) -> (Cache<K>, futures::stream::BoxStream<'static, watcher::Result<PartialObjectMeta<K>>>)
 where
@@ -70,22 +181,42 @@ where
             let mut touched = Vec::new();
             let Ok(event) = item else { return touched };
             let mut st = writer.write().unwrap_or_else(|p| p.into_inner());
-            let entry = |o: &K| -> Option<Entry> {
-                let mut o = o.clone();
-                let foreign = super::drift::foreign_owner(o.meta().managed_fields.as_deref().unwrap_or_default());
-                o.meta_mut().managed_fields = None;
-                o.meta_mut()
-                    .annotations
-                    .get_or_insert_with(Default::default)
-                    .insert(ANNOTATION_FOREIGN_OWNER.into(), foreign.to_string());
-                let json = serde_json::to_string(&o).ok()?.into_boxed_str();
-                Some(Entry { labels: o.meta().labels.clone().unwrap_or_default(), json })
+            // `previous`: what a reconcile verified of the object before this event.
+            let entry = |o: &K, previous: Option<(Box<str>, ContentDigest)>| -> Option<Entry> {
+                let o = slim(o);
+                let (skeleton, digest) = reduce(&o)?;
+                let (ns, name) = key(&o);
+                let rv = o.meta().resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+                // Our own apply, exactly: verified when the apply found it covering.
+                let verified = rv
+                    .and_then(|rv| applied.verified_at(kind, &ns, &name, rv))
+                    .map(|(h, d)| (h.into_boxed_str(), d))
+                    .or(previous);
+                let keep = verified.as_ref().is_none_or(|(_, d)| *d != digest);
+                let body = if keep { Some(serde_json::to_string(&o).ok()?.into_boxed_str()) } else { None };
+                let labels = o
+                    .meta()
+                    .labels
+                    .iter()
+                    .flatten()
+                    .map(|(k, v)| (k.as_str().into(), v.as_str().into()))
+                    .collect::<Vec<_>>()
+                    .into_boxed_slice();
+                Some(Entry {
+                    labels,
+                    skeleton: serde_json::to_string(&skeleton).ok()?.into_boxed_str(),
+                    digest,
+                    body,
+                    verified,
+                })
             };
             match event {
                 Event::Init => st.relist = Some(HashMap::new()),
                 Event::InitApply(o) => {
-                    if let (Some(e), Some(relist)) = (entry(&o), st.relist.as_mut()) {
-                        relist.insert(key(&o), e);
+                    let (ns, name) = key(&o);
+                    let previous = verified_before(&st.objects, &ns, &name);
+                    if let (Some(e), Some(relist)) = (entry(&o, previous), st.relist.as_mut()) {
+                        relist.entry(ns).or_default().insert(name, e);
                     }
                     touched.push(o.meta().clone().into_request_partial::<K>());
                 }
@@ -96,13 +227,20 @@ where
                     let _ = ready_tx.send(true);
                 }
                 Event::Apply(o) => {
-                    if let Some(e) = entry(&o) {
-                        st.objects.insert(key(&o), e);
+                    let (ns, name) = key(&o);
+                    if let Some(e) = entry(&o, verified_before(&st.objects, &ns, &name)) {
+                        st.objects.entry(ns).or_default().insert(name, e);
                     }
                     touched.push(o.meta().clone().into_request_partial::<K>());
                 }
                 Event::Delete(o) => {
-                    st.objects.remove(&key(&o));
+                    let (ns, name) = key(&o);
+                    if let Some(m) = st.objects.get_mut(&ns) {
+                        m.remove(&name);
+                        if m.is_empty() {
+                            st.objects.remove(&ns);
+                        }
+                    }
                     touched.push(o.meta().clone().into_request_partial::<K>());
                 }
             }
@@ -124,26 +262,159 @@ impl<K: DeserializeOwned> Cache<K> {
         }
     }
 
-    /// The objects in `namespace` ("" for cluster-scoped) carrying every label of `selector`
-    /// (`k=v,k=v`), decoded.
-    pub async fn select(&self, namespace: &str, selector: &str) -> Result<Vec<K>, &'static str> {
+    /// The entries in `namespace` ("" for cluster-scoped) carrying every label of `selector`
+    /// (`k=v,k=v`), each decoded by `read`.
+    async fn matching<T>(
+        &self,
+        namespace: &str,
+        selector: &str,
+        read: impl Fn(&Entry) -> Option<T>,
+    ) -> Result<Vec<T>, &'static str> {
         self.wait_ready().await?;
         let wanted: Vec<(&str, &str)> = selector.split(',').filter_map(|kv| kv.split_once('=')).collect();
         let st = self.state.read().unwrap_or_else(|p| p.into_inner());
-        Ok(st
-            .objects
-            .iter()
-            .filter(|((ns, _), e)| {
-                ns == namespace && wanted.iter().all(|(k, v)| e.labels.get(*k).map(String::as_str) == Some(*v))
-            })
-            .filter_map(|(_, e)| serde_json::from_str(&e.json).ok())
+        let Some(objects) = st.objects.get(namespace) else { return Ok(Vec::new()) };
+        Ok(objects
+            .values()
+            .filter(|e| wanted.iter().all(|(k, v)| e.labels.iter().any(|(lk, lv)| &**lk == *k && &**lv == *v)))
+            .filter_map(read)
             .collect())
     }
 
-    /// Every object, decoded (for the sweep of cluster-scoped children: a few per resource).
+    /// The objects in `namespace` matching `selector`, for the apply step: whole while not
+    /// verified, else their skeletons.
+    pub async fn select(&self, namespace: &str, selector: &str) -> Result<Vec<Cached<K>>, &'static str> {
+        self.matching(namespace, selector, |e| {
+            let verified = e.is_verified();
+            let json = match (&e.body, verified) {
+                (Some(body), false) => body,
+                _ => &e.skeleton,
+            };
+            Some(Cached {
+                object: serde_json::from_str(json).ok()?,
+                verified: e.verified.as_ref().filter(|_| verified).map(|(h, _)| h.to_string()),
+                digest: e.digest,
+            })
+        })
+        .await
+    }
+
+    /// The skeletons of the objects in `namespace` matching `selector` (for status).
+    pub async fn skeletons(&self, namespace: &str, selector: &str) -> Result<Vec<K>, &'static str> {
+        self.matching(namespace, selector, |e| serde_json::from_str(&e.skeleton).ok()).await
+    }
+
+    /// Every object's skeleton (for the sweep of cluster-scoped children and leftovers: labels,
+    /// names and uids).
     pub async fn all(&self) -> Result<Vec<K>, &'static str> {
         self.wait_ready().await?;
         let st = self.state.read().unwrap_or_else(|p| p.into_inner());
-        Ok(st.objects.values().filter_map(|e| serde_json::from_str(&e.json).ok()).collect())
+        Ok(st
+            .objects
+            .values()
+            .flat_map(|m| m.values())
+            .filter_map(|e| serde_json::from_str(&e.skeleton).ok())
+            .collect())
+    }
+
+    /// A reconcile found every value it applies (`hash`) in `namespace/name` as it was at
+    /// `digest`: keep only the skeleton from now on (until the content changes).
+    pub fn verify(&self, namespace: &str, name: &str, hash: &str, digest: ContentDigest) {
+        let mut st = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = st.objects.get_mut(namespace).and_then(|m| m.get_mut(name))
+            && e.digest == digest
+        {
+            e.verified = Some((hash.into(), digest));
+            e.body = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
+    use serde_json::json;
+
+    fn ds(image: &str, rv: &str, ready: i32) -> DaemonSet {
+        serde_json::from_value(json!({
+            "apiVersion": "apps/v1", "kind": "DaemonSet",
+            "metadata": {"name": "c", "namespace": "ns", "uid": "u1", "resourceVersion": rv, "generation": 1,
+                         "labels": {"app.kubernetes.io/instance": "ms"},
+                         "annotations": {"e6data.io/applied-hash": "h1", "other": "x"}},
+            "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "v", "image": image}]}}},
+            "status": {"numberReady": ready, "desiredNumberScheduled": 2, "currentNumberScheduled": 2, "numberMisscheduled": 0}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_digest_ignores_status_and_versions_but_not_content() {
+        let (skel, a) = reduce(&ds("v:1", "5", 0)).unwrap();
+        let (_, b) = reduce(&ds("v:1", "9", 2)).unwrap();
+        let (_, c) = reduce(&ds("evil:1", "9", 2)).unwrap();
+        assert_eq!(a, b, "a status update or a new resourceVersion is not a content change");
+        assert_ne!(a, c);
+        // The skeleton: what status and the sweep read, none of the content.
+        let skel: DaemonSet = serde_json::from_value(skel).unwrap();
+        assert_eq!(skel.metadata.uid.as_deref(), Some("u1"));
+        assert_eq!(skel.metadata.annotations.unwrap().len(), 1, "only the applied hash");
+        assert_eq!(skel.status.map(|s| s.desired_number_scheduled), Some(2));
+        assert!(skel.spec.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_verified_object_is_kept_as_its_skeleton_until_its_content_changes() {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let (cache, stream) = cache::<DaemonSet>((Kind::DaemonSet, Applied::default()), rx.map(Ok).boxed());
+        tokio::spawn(stream.for_each(|_| async {}));
+        let send = |e: Event<DaemonSet>| tx.unbounded_send(e).unwrap();
+        send(Event::Init);
+        send(Event::InitApply(ds("v:1", "5", 0)));
+        send(Event::InitDone);
+        let sel = "app.kubernetes.io/instance=ms";
+        let first = cache.select("ns", sel).await.unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(first[0].verified.is_none(), "nothing verified yet: the whole object");
+        assert!(first[0].object.spec.is_some());
+        cache.verify("ns", "c", "h1", first[0].digest);
+        let again = cache.select("ns", sel).await.unwrap();
+        assert_eq!(again[0].verified.as_deref(), Some("h1"));
+        assert!(again[0].object.spec.is_none(), "only the skeleton is kept");
+        // The DaemonSet controller updates the status: still verified, the new status shows.
+        send(Event::Apply(ds("v:1", "6", 2)));
+        tokio::task::yield_now().await;
+        let status = cache.select("ns", sel).await.unwrap();
+        assert_eq!(status[0].verified.as_deref(), Some("h1"));
+        assert_eq!(status[0].object.status.as_ref().map(|s: &DaemonSetStatus| s.number_ready), Some(2));
+        // Someone edits the image: the whole object is back for the next comparison.
+        send(Event::Apply(ds("evil:1", "7", 2)));
+        tokio::task::yield_now().await;
+        let edited = cache.select("ns", sel).await.unwrap();
+        assert!(edited[0].verified.is_none());
+        let image = edited[0]
+            .object
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .map(|p| p.containers[0].image.clone());
+        assert_eq!(image.flatten().as_deref(), Some("evil:1"));
+        // The skeletons (status) never carry the content.
+        assert!(cache.skeletons("ns", sel).await.unwrap()[0].spec.is_none());
+    }
+
+    #[tokio::test]
+    async fn our_own_apply_arriving_unchanged_is_verified_at_once() {
+        let applied = Applied::default();
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        let (cache, stream) = cache::<DaemonSet>((Kind::DaemonSet, applied.clone()), rx.map(Ok).boxed());
+        tokio::spawn(stream.for_each(|_| async {}));
+        tx.unbounded_send(Event::Init).unwrap();
+        tx.unbounded_send(Event::InitDone).unwrap();
+        applied.record(Kind::DaemonSet, "ns", "c", &ds("v:1", "5", 0), true);
+        tx.unbounded_send(Event::Apply(ds("v:1", "5", 0))).unwrap();
+        tokio::task::yield_now().await;
+        let got = cache.select("ns", "app.kubernetes.io/instance=ms").await.unwrap();
+        assert_eq!(got[0].verified.as_deref(), Some("h1"));
     }
 }

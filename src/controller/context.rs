@@ -122,6 +122,8 @@ pub struct Context {
     pub(super) shared: super::shared::Registry,
     /// Retry delays of the resources whose last reconcile failed; reset by a success.
     backoff: Mutex<HashMap<ObjectRef<MonitoringServices>, ExponentialBackoff>>,
+    /// Resources whose last apply the apiserver refused: their next ones dry-run first.
+    pub(super) refused: Mutex<std::collections::HashSet<ObjectRef<MonitoringServices>>>,
 }
 
 impl Context {
@@ -140,6 +142,7 @@ impl Context {
             greptime: PipelineClient::default(),
             metrics: Metrics::default(),
             backoff: Mutex::new(HashMap::new()),
+            refused: Default::default(),
             flow: Mutex::new(HashMap::new()),
             caches: Default::default(),
             secret_infos: Mutex::new(HashMap::new()),

@@ -56,6 +56,29 @@ fn target(p: &Pod) -> Option<Target> {
     Some(Target { owner, component: component.clone(), ip, node, expected })
 }
 
+/// What [`target`] reads of a pod, and nothing else: the pod cache keeps one pod per
+/// collector per node, and a typed Pod with its full spec is tens of KB.
+pub fn slim_pod(p: &mut Pod) {
+    p.metadata.managed_fields = None;
+    p.metadata.owner_references = None;
+    if let Some(spec) = p.spec.take() {
+        let containers = spec
+            .containers
+            .into_iter()
+            .map(|c| k8s_openapi::api::core::v1::Container { name: c.name, ..Default::default() })
+            .collect();
+        p.spec =
+            Some(k8s_openapi::api::core::v1::PodSpec { containers, node_name: spec.node_name, ..Default::default() });
+    }
+    if let Some(status) = p.status.take() {
+        p.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: status.phase,
+            pod_ip: status.pod_ip,
+            ..Default::default()
+        });
+    }
+}
+
 /// Waits (briefly) for the pod list, then gathers once into the context.
 pub async fn first_round(ctx: &Context, pods: &Store<Pod>) {
     if tokio::time::timeout(Duration::from_secs(10), pods.wait_until_ready()).await.is_err() {
@@ -153,4 +176,25 @@ async fn round(ctx: &Context, client: &HttpClient, pods: &Store<Pod>) -> FlowFac
 
 async fn ask(client: &HttpClient, url: &str, timeout: Duration) -> Option<Summary> {
     serde_json::from_slice(&crate::http_get::body(client, url, timeout).await?).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slimmed_pod_is_still_a_target() {
+        let mut p: Pod = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "c-x", "namespace": "ns", "labels": {"app.kubernetes.io/instance": "ms",
+                         "app.kubernetes.io/component": "logs"}, "annotations": {"e6data.io/config-id": "abc"}},
+            "spec": {"nodeName": "n1", "containers": [{"name": "vector", "image": "v", "args": ["a"]},
+                     {"name": "discover", "image": "d"}], "volumes": [{"name": "x", "emptyDir": {}}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.1", "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        slim_pod(&mut p);
+        assert!(p.spec.as_ref().unwrap().volumes.is_none() && p.status.as_ref().unwrap().conditions.is_none());
+        let t = target(&p).unwrap();
+        assert_eq!((t.ip.as_str(), t.node.as_str(), t.expected.as_deref()), ("10.0.0.1", "n1", Some("abc")));
+    }
 }

@@ -38,6 +38,7 @@ pub use context::{Context, RETRY_MAX, RETRY_MIN, Settings};
 pub use reconcile::{FINALIZER, error_policy, reconcile};
 
 use crate::api::MonitoringServices;
+use crate::render::Kind;
 use crate::render::meta::{self, MANAGER};
 use crate::telemetry::server;
 use crate::telemetry::status_metrics::{StatusCollector, WatchedKind};
@@ -186,25 +187,34 @@ async fn wire(
                 .within(l.get(meta::LABEL_OWNER_NAMESPACE)?),
         )
     }
+    let applied = watch::Applied::default();
+    let w = |kind: Kind| (kind, applied.clone());
     let (service_accounts, mut sa_events) =
-        compact::cache(watch::watch(scoped::<ServiceAccount>(&client, ns), children.clone()));
-    let (roles, role_events) = compact::cache(watch::watch(scoped::<Role>(&client, ns), children.clone()));
-    let (role_bindings, rb_events) = compact::cache(watch::watch(scoped::<RoleBinding>(&client, ns), children.clone()));
+        compact::cache(w(Kind::ServiceAccount), watch::watch(scoped::<ServiceAccount>(&client, ns), children.clone()));
+    let (roles, role_events) =
+        compact::cache(w(Kind::Role), watch::watch(scoped::<Role>(&client, ns), children.clone()));
+    let (role_bindings, rb_events) =
+        compact::cache(w(Kind::RoleBinding), watch::watch(scoped::<RoleBinding>(&client, ns), children.clone()));
     let (cluster_roles, mut cr_events) =
-        compact::cache(watch::watch(Api::<ClusterRole>::all(client.clone()), children.clone()));
-    let (cluster_role_bindings, mut crb_events) =
-        compact::cache(watch::watch(Api::<ClusterRoleBinding>::all(client.clone()), children.clone()));
+        compact::cache(w(Kind::ClusterRole), watch::watch(Api::<ClusterRole>::all(client.clone()), children.clone()));
+    let (cluster_role_bindings, mut crb_events) = compact::cache(
+        w(Kind::ClusterRoleBinding),
+        watch::watch(Api::<ClusterRoleBinding>::all(client.clone()), children.clone()),
+    );
     let (owned_secrets, mut owned_secret_events) =
-        compact::cache(watch::watch(scoped::<Secret>(&client, ns), children.clone()));
-    let (config_maps, mut cm_events) = compact::cache(watch::watch(scoped::<ConfigMap>(&client, ns), children.clone()));
-    let (daemon_sets, mut ds_events) = compact::cache(watch::watch(scoped::<DaemonSet>(&client, ns), children.clone()));
+        compact::cache(w(Kind::Secret), watch::watch(scoped::<Secret>(&client, ns), children.clone()));
+    let (config_maps, mut cm_events) =
+        compact::cache(w(Kind::ConfigMap), watch::watch(scoped::<ConfigMap>(&client, ns), children.clone()));
+    let (daemon_sets, mut ds_events) =
+        compact::cache(w(Kind::DaemonSet), watch::watch(scoped::<DaemonSet>(&client, ns), children.clone()));
     let (deployments, deploy_events) =
-        compact::cache(watch::watch(scoped::<Deployment>(&client, ns), children.clone()));
-    let (services, svc_events) = compact::cache(watch::watch(scoped::<Service>(&client, ns), children.clone()));
-    let (network_policies, netpol_events) = compact::cache(watch::watch(
-        scoped::<k8s_openapi::api::networking::v1::NetworkPolicy>(&client, ns),
-        children.clone(),
-    ));
+        compact::cache(w(Kind::Deployment), watch::watch(scoped::<Deployment>(&client, ns), children.clone()));
+    let (services, svc_events) =
+        compact::cache(w(Kind::Service), watch::watch(scoped::<Service>(&client, ns), children.clone()));
+    let (network_policies, netpol_events) = compact::cache(
+        w(Kind::NetworkPolicy),
+        watch::watch(scoped::<k8s_openapi::api::networking::v1::NetworkPolicy>(&client, ns), children.clone()),
+    );
     // Secrets an output names: metadata only, the operator never receives Secret values
     // through the watch (kube asks for metadata only when the type is `PartialObjectMeta`).
     let (secrets, secret_events) =
@@ -235,7 +245,7 @@ async fn wire(
             deployments,
             services,
             network_policies,
-            applied: Default::default(),
+            applied,
         },
         secrets,
         greptime: greptime.as_ref().map(|(s, _)| s.clone()),
@@ -301,7 +311,7 @@ async fn wire(
                 ms.namespace() == sns
                     && (crate::model::referenced_secrets(&ms.spec).contains_key(&name)
                         // Shared mode carries the values of credentials named by env.
-                        || (shared_mode && crate::model::shared::env_secret_refs(&ms.spec).contains_key(&name)))
+                        || (shared_mode && crate::model::shared::value_refs(&ms.spec).contains_key(&name)))
             })
             .map(|ms| ObjectRef::from_obj(&*ms))
             .collect::<Vec<_>>()
@@ -314,10 +324,7 @@ async fn wire(
         let pods = writer.as_reader();
         let pod_watch = kube::runtime::reflector(
             writer,
-            watch::watch(scoped::<Pod>(&client, ns), children.clone()).modify(|p| {
-                // Only labels, annotations, spec and status are read: drop the rest early.
-                p.managed_fields_mut().clear();
-            }),
+            watch::watch(scoped::<Pod>(&client, ns), children.clone()).modify(flow::slim_pod),
         );
         tokio::spawn(pod_watch.for_each(|_| futures::future::ready(())));
         // One round before the first reconcile, so a restarted operator does not flip every

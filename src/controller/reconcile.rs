@@ -9,7 +9,6 @@ use std::time::Duration;
 use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Resource, ResourceExt};
 use tracing::{Instrument, info, warn};
@@ -27,6 +26,10 @@ use crate::status::{self, Failure};
 use crate::{model, render};
 
 /// Finalizer that removes the cluster-scoped children (they cannot be owned by a namespaced CR).
+/// Added only before a resource's first cluster-scoped child is applied: namespaced children
+/// go with the resource through their owner references, and the shared collectors drop a
+/// deleted resource's part when it leaves the watch cache, so a resource without
+/// cluster-scoped children costs no finalizer write (and the orphan sweep backs it up).
 pub const FINALIZER: &str = "e6data.io/cluster-resources";
 
 /// Watches on every child drive reconciles; the periodic requeue only repairs drift that
@@ -65,19 +68,19 @@ pub async fn reconcile(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result
     let start = std::time::Instant::now();
     let obj = ObjectRef::from_obj(&*ms);
     let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ns);
-    let out = finalizer(&api, FINALIZER, ms, |event| async {
-        match event {
-            Finalizer::Apply(ms) => apply(ms, &ctx).await,
-            Finalizer::Cleanup(ms) => {
-                ctx.shared.set(&ns, &ms.name_any(), None);
+    let out = async {
+        if ms.metadata.deletion_timestamp.is_some() {
+            ctx.shared.set(&ns, &ms.name_any(), None);
+            if ms.finalizers().iter().any(|f| f == FINALIZER) {
                 apply::delete_cluster_children(&ctx.client, &ns, &ms.name_any()).await?;
-                Ok(Action::await_change())
+                set_finalizer(&api, &ms, false).await?;
             }
+            return Ok(Action::await_change());
         }
-    })
+        apply(ms, &ctx).await
+    }
     .instrument(span.clone())
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
+    .await;
     ctx.metrics.observe(start.elapsed(), out.as_ref().map(|_| ()));
     span.record("result", if out.is_ok() { "ok" } else { "error" });
     if out.is_ok() {
@@ -108,14 +111,20 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     // refuses gets nothing, and loses what an older, looser policy gave it.
     if let Err(v) = ctx.settings.policy.check(&ms) {
         ctx.shared.set(&ns, &name, None);
-        let removed =
-            apply::sync(&ctx.client, ctx.caches.get().map(|c| &c.children), &ns, &name, render::Children::default())
-                .await
-                .map_err(|e| match e {
-                    SyncError::Failed(e) => e,
-                    // An empty child set applies nothing, so nothing can be refused: a bug if it is.
-                    SyncError::Rejected(r) => Error::Render(r.to_string()),
-                })?;
+        let removed = apply::sync(
+            &ctx.client,
+            ctx.caches.get().map(|c| &c.children),
+            &ns,
+            &name,
+            render::Children::default(),
+            false,
+        )
+        .await
+        .map_err(|e| match e {
+            SyncError::Failed(e) => e,
+            // An empty child set applies nothing, so nothing can be refused: a bug if it is.
+            SyncError::Rejected(r) => Error::Render(r.to_string()),
+        })?;
         if removed.deleted > 0 {
             info!(%ns, %name, deleted = removed.deleted, field = %v.field, "tenancy policy: children removed");
         }
@@ -137,7 +146,23 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     }
     let owner = ms.controller_owner_ref(&()).ok_or_else(|| Error::Render("resource has no name or uid".into()))?;
     let children = render::render(&model, Some(&owner)).map_err(|e| Error::Render(e.to_string()))?;
-    let synced = match apply::sync(&ctx.client, ctx.caches.get().map(|c| &c.children), &ns, &name, children).await {
+    let cluster_scoped = !(children.cluster_roles.is_empty() && children.cluster_role_bindings.is_empty());
+    if cluster_scoped && !ms.finalizers().iter().any(|f| f == FINALIZER) {
+        let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ns);
+        set_finalizer(&api, &ms, true).await?;
+    }
+    let key = ObjectRef::from_obj(&*ms);
+    let careful = ctx.refused.lock().unwrap_or_else(|p| p.into_inner()).contains(&key);
+    let caches = ctx.caches.get().map(|c| &c.children);
+    let synced = apply::sync(&ctx.client, caches, &ns, &name, children, careful).await;
+    {
+        let mut refused = ctx.refused.lock().unwrap_or_else(|p| p.into_inner());
+        match &synced {
+            Err(SyncError::Rejected(_)) => refused.insert(key),
+            _ => refused.remove(&key),
+        };
+    }
+    let synced = match synced {
         Ok(s) => s,
         Err(SyncError::Rejected(r)) => {
             let failure = Failure::ApplyRejected(r.to_string());
@@ -190,6 +215,34 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     } else {
         RESYNC
     }))
+}
+
+/// Add or remove [`FINALIZER`], keeping any other finalizer; conditional on the resource's
+/// version, so a concurrent change of the list makes this fail (and retry) rather than lose it.
+async fn set_finalizer(api: &Api<MonitoringServices>, ms: &MonitoringServices, present: bool) -> Result<(), Error> {
+    let mut list: Vec<String> = ms.finalizers().iter().filter(|f| *f != FINALIZER).cloned().collect();
+    if present {
+        list.push(FINALIZER.into());
+    }
+    let patch = serde_json::json!({
+        "metadata": { "finalizers": list, "resourceVersion": ms.resource_version() }
+    });
+    let name = ms.name_any();
+    let ns = ms.namespace().unwrap_or_default();
+    match traced(
+        "patch finalizers",
+        "MonitoringServices",
+        &ns,
+        &name,
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)),
+    )
+    .await
+    {
+        Ok(_) => Ok(()),
+        // Already gone: nothing left to guard.
+        Err(kube::Error::Api(e)) if e.code == 404 && !present => Ok(()),
+        Err(e) => Err(Error::Finalizer(e)),
+    }
 }
 
 fn ms_api(ctx: &Context, ns: &str) -> Api<MonitoringServices> {
