@@ -62,12 +62,16 @@ pub struct Settings {
     pub tenants: Vec<TenantSettings>,
 }
 
-/// One tenant of a shared metrics collector: its component-id prefix and its settings.
+/// One tenant of a shared collector: its component-id prefix and its settings.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantSettings {
     pub id: String,
     pub settings: Settings,
+    /// This tenant's flow window (its sinks' batch timeouts differ from the others'); 0: the
+    /// sidecar's `--flow-window-secs`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flow_window_secs: u64,
 }
 
 fn is_zero(v: &u64) -> bool {
@@ -228,11 +232,11 @@ pub fn targets<'a>(pods: impl IntoIterator<Item = &'a Pod>, s: &Settings) -> Vec
 /// silence is not a flow problem.
 pub fn selected<'a>(pods: impl IntoIterator<Item = &'a Pod> + Clone, s: &Settings) -> usize {
     if !s.tenants.is_empty() {
-        return s.tenants.iter().map(|t| targets(pods.clone(), &t.settings).len()).sum();
+        return s.tenants.iter().map(|t| selected(pods.clone(), &t.settings)).sum();
     }
     match s.mode {
         Mode::Metrics => targets(pods, s).len(),
-        Mode::Logs => log_pods(pods, s).len(),
+        Mode::Logs => log_pods(pods, s).iter().filter(|p| p.selected).count(),
     }
 }
 

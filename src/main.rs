@@ -133,11 +133,12 @@ enum Command {
         /// Discovery settings written by the operator (the metrics ConfigMap's discovery.json).
         #[arg(long)]
         settings: PathBuf,
-        /// The Vector config file to write.
+        /// The Vector config file to write. Without it the sidecar only serves the flow
+        /// summary (a `kubernetes_logs` collector finds its pods itself).
         #[arg(long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
         /// Write the file once and exit (the init container).
-        #[arg(long)]
+        #[arg(long, requires = "output")]
         once: bool,
         /// Serve the flow summary of the pod's own Vector on this address (`GET /flow`).
         #[arg(long)]
@@ -338,8 +339,8 @@ async fn main() -> anyhow::Result<()> {
             let text = std::fs::read_to_string(&settings).with_context(|| format!("reading {}", settings.display()))?;
             let s: discover::Settings = serde_json::from_str(&text).context("parsing discovery settings")?;
             let client = kube::Client::try_default().await.context("no Kubernetes configuration found")?;
-            if once {
-                sidecar::once(client, &node, &s, &output).await?;
+            if let (true, Some(output)) = (once, &output) {
+                sidecar::once(client, &node, &s, output).await?;
             } else {
                 let (selected, selected_rx) = tokio::sync::watch::channel(sidecar::flow::Selected::default());
                 if let Some(addr) = flow_addr {
@@ -359,7 +360,7 @@ async fn main() -> anyhow::Result<()> {
                 let mut text = text;
                 loop {
                     tokio::select! {
-                        r = sidecar::watch(client.clone(), &node, &s, &output, selected.clone()) => r?,
+                        r = sidecar::watch(client.clone(), &node, &s, output.as_deref(), selected.clone()) => r?,
                         new = sidecar::settings_changed(&settings, &text) => {
                             tracing::info!(tenants = s.tenants.len(), "discovery settings changed: watching with the new ones");
                             s = serde_json::from_str(&new).context("parsing discovery settings")?;

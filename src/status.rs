@@ -300,14 +300,8 @@ pub fn observe<'a>(
         workload: ds(c).map(where_runs),
         ..component(c, ds(c), refused.get(&named(c)).map(String::as_str))
     };
-    // The cluster-scope logs collector has no sidecar, so nothing measures its flow: say
-    // nothing rather than Unknown forever.
-    let logs_measured = m.scope == crate::model::Scope::Namespace && m.shared.is_none();
     Observed {
-        logs: m.logs.as_ref().map(|_| {
-            let c = collector(Component::Logs);
-            if logs_measured { c } else { ComponentStatus { flow: None, ..c } }
-        }),
+        logs: m.logs.as_ref().map(|_| collector(Component::Logs)),
         metrics: m.metrics.as_ref().map(|_| collector(Component::Metrics)),
         traces: m.traces.as_ref().map(|_| ComponentStatus { workload: deploy.map(where_runs), ..deployment(deploy) }),
         greptime: m.greptime.as_ref().map(|g| &g.health),

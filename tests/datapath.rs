@@ -243,7 +243,8 @@ async fn cluster_wide_logs_arrive_exactly_once_in_s3() {
                        "excludeNamespaces": [skipped.clone()]},
         "vectorMetrics": {"enabled": false},
     }));
-    assert!(settings.is_none(), "cluster-wide logs need no sidecar");
+    // Its sidecar only serves the flow summary: kubernetes_logs finds the pods, no file is written.
+    assert!(settings.is_some_and(|s| s.namespace_scope.is_none()), "cluster-wide logs: a flow-only sidecar");
     localise(&mut base, &dir);
     // In a pod the in-cluster service account is used; here the test's kubeconfig.
     base["sources"]["pod_logs"]["kube_config_file"] = json!(support::env().kubeconfig);

@@ -74,7 +74,7 @@ async fn each_node_scrapes_exactly_its_annotated_pods() {
     for (node, file) in [(node_a.clone(), file_a.clone()), (node_b.clone(), file_b.clone())] {
         let (c, s) = (client.clone(), s.clone());
         tokio::spawn(async move {
-            sidecar::watch(c, &node, &s, &file, tokio::sync::watch::channel(Default::default()).0).await
+            sidecar::watch(c, &node, &s, Some(&file), tokio::sync::watch::channel(Default::default()).0).await
         });
     }
     until(&file_b, "node b's first file", |f| f.contains("sources: {}")).await;
@@ -157,9 +157,9 @@ async fn namespace_scoped_logs_follow_label_filters() {
     };
     let file = std::env::temp_dir().join(format!("logs-discovery-{ns}.yaml"));
     let (c, s2, n, f) = (client.clone(), s.clone(), node.clone(), file.clone());
-    tokio::spawn(
-        async move { sidecar::watch(c, &n, &s2, &f, tokio::sync::watch::channel(Default::default()).0).await },
-    );
+    tokio::spawn(async move {
+        sidecar::watch(c, &n, &s2, Some(&f), tokio::sync::watch::channel(Default::default()).0).await
+    });
     let include = format!("/var/log/pods/{ns}_*/*/*.log");
     until(&file, "first file", |f| f.contains(&include) && f.contains("0 pod(s) selected")).await;
 

@@ -388,7 +388,9 @@ async fn per_resource_mode_removes_leftover_shared_collectors() {
     .unwrap();
     let part = monitoring_operator::model::build(&ms, &d).unwrap().shared.unwrap().tenant;
     let children = monitoring_operator::render::shared::render(&SharedSettings::new(&admin), &[part]).unwrap();
-    monitoring_operator::controller::apply::sync(&client, None, &admin, "monitoring-shared", children).await.unwrap();
+    monitoring_operator::controller::apply::sync(&client, None, &admin, "monitoring-shared", children, false)
+        .await
+        .unwrap();
     let secrets = Api::<Secret>::namespaced(client.clone(), &admin);
     assert!(secrets.get_opt(CONFIG).await.unwrap().is_some());
 
@@ -414,30 +416,44 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 
 /// Real Vector 0.57 running the shared metrics config with the shared sidecar's file for two
 /// tenants' pods on one node: each tenant's bucket gets exactly its own targets' series,
-/// stamped with its own identity, and nothing of the other's.
+/// stamped with its own identity, and nothing of the other's. Tenant A also remote-writes to
+/// Prometheus (behind a proxy that shows what was sent) with a bearer token from its own
+/// Secret, which reaches the shared collector as a file of its config Secret: only A's series
+/// arrive there, as A, with A's token.
 #[tokio::test]
 async fn shared_metrics_reach_each_tenant_and_only_it() {
-    use support::datapath::{S3, Target, Vector, localise};
+    use support::datapath::{Prometheus, Proxy, S3, Target, Vector, localise};
     let _serial = serial();
     let Some(bin) = support::vector_bin::vector() else { return };
     let dir = support::datapath::fresh_dir("shared-metrics");
     std::fs::create_dir_all(dir.join("var-log")).unwrap();
     let s3 = S3::with_bucket("metrics-a");
     s3.create_bucket("metrics-b");
-    let part = |ns: &str, bucket: &str| {
+    let prometheus = Prometheus::start(&dir);
+    let proxy = Proxy::start(prometheus.port);
+    let part = |ns: &str, bucket: &str, remote_write: Option<Value>| {
+        let mut metrics = json!({"s3Bucket": bucket, "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
+            "batchTimeoutSecs": 1, "scrapeInterval": 2, "scrapeTimeout": 1,
+            "environmentVariables": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}});
+        if let Some(rw) = remote_write {
+            metrics["remoteWrite"] = rw;
+        }
         let ms: monitoring_operator::api::MonitoringServices = serde_json::from_value(json!({
             "apiVersion": "e6data.io/v1alpha2", "kind": "MonitoringServices",
             "metadata": {"name": "mon", "namespace": ns, "uid": "u"},
-            "spec": {"workspace": format!("ws-{ns}"), "tenant": ns,
-                "vectorMetrics": {"s3Bucket": bucket, "s3Region": "us-east-1", "s3Endpoint": s3.endpoint(),
-                    "batchTimeoutSecs": 1, "scrapeInterval": 2, "scrapeTimeout": 1,
-                    "environmentVariables": {"AWS_ACCESS_KEY_ID": "k", "AWS_SECRET_ACCESS_KEY": "s"}}}}))
+            "spec": {"workspace": format!("ws-{ns}"), "tenant": ns, "vectorMetrics": metrics}}))
         .unwrap();
         let mut d = monitoring_operator::model::Dereferenced::default();
         d.operator.shared_namespace = Some("monitoring-system".into());
+        let info =
+            monitoring_operator::model::SecretInfo { resource_version: "1".into(), keys: ["token".into()].into() };
+        d.secrets.insert("thanos".into(), Some(info));
+        d.secret_values.insert("thanos".into(), [("token".to_string(), format!("token-{ns}"))].into());
         monitoring_operator::model::build(&ms, &d).unwrap().shared.unwrap().tenant
     };
-    let parts = [part("team-a", "metrics-a"), part("team-b", "metrics-b")];
+    let rw = json!({"endpoint": format!("http://127.0.0.1:{}/api/v1/write", proxy.port),
+                    "auth": {"bearerTokenSecretRef": {"name": "thanos", "key": "token"}}});
+    let parts = [part("team-a", "metrics-a", Some(rw)), part("team-b", "metrics-b", None)];
     let children =
         monitoring_operator::render::shared::render(&SharedSettings::new("monitoring-system"), &parts).unwrap();
     let data: BTreeMap<String, Vec<u8>> =
@@ -488,6 +504,22 @@ async fn shared_metrics_reach_each_tenant_and_only_it() {
             assert_eq!(r["workspace"], format!("ws-{ns}"), "{r}");
         }
     }
+    // A's remote write: its series only, as A, with A's own token.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let series = loop {
+        let s = prometheus.query(r#"a_requests_total{tenant="team-a",workspace="ws-team-a"}"#);
+        if !s.is_empty() || std::time::Instant::now() > deadline {
+            break s;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    assert!(!series.is_empty(), "nothing in Prometheus; proxy: {}\nvector:\n{}", proxy.stats(), vector.log_text());
+    assert!(prometheus.query("b_requests_total").is_empty(), "B's series reached A's remote write");
+    let tenants = proxy.header_values("x-scope-orgid");
+    assert!(!tenants.is_empty() && tenants.iter().all(|t| t == "team-a"), "X-Scope-OrgID sent: {tenants:?}");
+    let auth = proxy.header_values("authorization");
+    assert!(!auth.is_empty() && auth.iter().all(|a| a == "Bearer token-team-a"), "Authorization sent: {auth:?}");
+    assert!(!String::from_utf8_lossy(&data["vector.yaml"]).contains("token-team"), "a token in the config");
     assert!(vector.running(), "{}", vector.log_text());
     drop(vector);
     std::fs::remove_dir_all(&dir).ok();

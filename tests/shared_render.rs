@@ -171,8 +171,11 @@ fn routes_sinks_and_credentials_never_mix() {
         }
     }
     // The credentials Secret holds each tenant's own values under its own keys, nothing else.
-    let creds: BTreeMap<&str, &str> =
-        data.iter().filter(|(k, _)| *k != "vector.yaml").map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let creds: BTreeMap<&str, &str> = data
+        .iter()
+        .filter(|(k, _)| !k.ends_with(".yaml") && !k.ends_with(".json"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
     let want = BTreeMap::from([
         (format!("{}_aws_access_key_id", ta.id), "AKIA-A"),
         (format!("{}_aws_secret_access_key", ta.id), "secret-a"),
@@ -296,7 +299,6 @@ fn what_a_shared_collector_cannot_do_per_tenant_is_refused_by_field() {
         )),
         "spec.vectorLogs.environmentVariables.AWS_SECRET_ACCESS_KEY.valueFrom.secretKeyRef"
     );
-    assert_eq!(field(logs(json!({"loki": {"endpoint": "http://loki:3100"}}))), "spec.vectorLogs.loki");
     let reserved = model::build(&ms(SHARED_NS, "monitoring-shared", logs(json!({}))), &deref(&[])).unwrap_err();
     assert_eq!(reserved.field, "metadata.name", "the shared collectors' own name is theirs");
 }
@@ -387,4 +389,94 @@ fn shared_collectors_get_the_admins_network_policy() {
         np["spec"]["egress"][1]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect();
     // apiserver 443/6443, A's MinIO 9000, B's S3 (443) and its GreptimeDB 4000.
     assert_eq!(ports, vec![443, 4000, 6443, 9000]);
+}
+
+/// Loki and remote-write outputs on the shared collectors: each tenant's credentials are the
+/// values of its own Secret keys, carried as files of the config Secret under its id; its
+/// sinks read only those; the other tenant's components name none of them; no value is in the
+/// config; and the config passes Vector's schema.
+#[test]
+fn each_tenant_keeps_its_own_output_credentials() {
+    let (_, mb) = two_tenants();
+    let a = ms(
+        "team-a",
+        "mon",
+        json!({"workspace": "ws-a", "tenant": "acme",
+            "vectorLogs": {"s3Bucket": "bucket-a", "s3Region": "us-east-1",
+                "environmentVariables": {"AWS_ACCESS_KEY_ID": "AKIA-A", "AWS_SECRET_ACCESS_KEY": "secret-a"},
+                "loki": {"endpoint": "https://loki.example:3100",
+                         "auth": {"basic": {"username": "a", "passwordSecretRef": {"name": "loki-auth", "key": "password"}}},
+                         "tls": {"caSecretRef": {"name": "loki.ca", "key": "ca.crt"}}}},
+            "vectorMetrics": {"s3Bucket": "bucket-a", "s3Region": "us-east-1",
+                "environmentVariables": {"AWS_ACCESS_KEY_ID": "AKIA-A", "AWS_SECRET_ACCESS_KEY": "secret-a"},
+                "remoteWrite": {"endpoint": "http://thanos.example:19291/api/v1/receive",
+                                "auth": {"bearerTokenSecretRef": {"name": "thanos", "key": "token"}}}}}),
+    );
+    let mut d =
+        deref(&[("loki-auth", "password", "pw-a"), ("loki.ca", "ca.crt", "CA-A"), ("thanos", "token", "tok-a")]);
+    for (secret, key) in [("loki-auth", "password"), ("loki.ca", "ca.crt"), ("thanos", "token")] {
+        d.secrets
+            .insert(secret.into(), Some(model::SecretInfo { resource_version: "1".into(), keys: [key.into()].into() }));
+    }
+    let ta = tenant(&model::build(&a, &d).unwrap());
+    let tb = tenant(&mb);
+    let children = render(&SharedSettings::new(SHARED_NS), &[ta.clone(), tb.clone()]).unwrap();
+    let secret = |name: &str| -> BTreeMap<String, String> {
+        let s = children.secrets.iter().find(|s| s.metadata.name.as_deref() == Some(name)).unwrap();
+        s.data.clone().unwrap().into_iter().map(|(k, v)| (k, String::from_utf8(v.0).unwrap())).collect()
+    };
+    let (logs, metrics) =
+        (secret("monitoring-shared-vector-logs-config"), secret("monitoring-shared-vector-metrics-config"));
+    let id = &ta.id;
+    assert_eq!(logs[&format!("{id}.secret_loki_auth.password")], "pw-a");
+    assert_eq!(logs[&format!("{id}.secret_loki_ca.ca.crt")], "CA-A");
+    assert_eq!(metrics[&format!("{id}.secret_thanos.token")], "tok-a");
+    assert!(!logs.keys().chain(metrics.keys()).any(|k| k.starts_with(&format!("{}.", tb.id))), "B has no output files");
+
+    let cfg: Value = serde_norway::from_str(&logs["vector.yaml"]).unwrap();
+    let loki = &cfg["sinks"][format!("{id}_loki")];
+    assert_eq!(loki["inputs"], json!([format!("{id}_enrich")]), "A's Loki reads only A's route");
+    assert_eq!(loki["auth"]["password"], format!("SECRET[tenants.{id}.secret_loki_auth.password]"));
+    assert_eq!(loki["tls"]["ca_file"], format!("/etc/vector/{id}.secret_loki_ca.ca.crt"));
+    assert_eq!((loki["tenant_id"].as_str(), loki["labels"]["workspace"].as_str()), (Some("acme"), Some("ws-a")));
+    assert_eq!(loki["buffer"]["when_full"], "drop_newest", "a dead Loki must never stall the others");
+    assert!(cfg["sinks"].get(format!("{}_loki", tb.id)).is_none());
+    let mcfg: Value = serde_norway::from_str(&metrics["vector.yaml"]).unwrap();
+    let rw = &mcfg["sinks"][format!("{id}_remote_write")];
+    assert_eq!(rw["auth"]["token"], format!("SECRET[tenants.{id}.secret_thanos.token]"));
+    assert_eq!(rw["inputs"], json!([format!("{id}_pod_metrics_labeled_*")]));
+    for (text, value) in
+        [(&logs["vector.yaml"], "pw-a"), (&logs["vector.yaml"], "CA-A"), (&metrics["vector.yaml"], "tok-a")]
+    {
+        assert!(!text.contains(value), "a credential value in the config");
+    }
+    // B's components never name A's files.
+    for c in [&cfg, &mcfg] {
+        for section in ["transforms", "sinks"] {
+            for (cid, comp) in c[section].as_object().unwrap() {
+                if cid.starts_with(tb.id.as_str()) {
+                    assert!(!comp.to_string().contains(id.as_str()), "{cid} mentions {id}");
+                }
+            }
+        }
+    }
+    // The admin's egress policy opens the outputs' ports (Loki 3100, Thanos 19291).
+    let mut with_policy = SharedSettings::new(SHARED_NS);
+    with_policy.network_policy = true;
+    let policies = render(&with_policy, &[ta.clone(), tb.clone()]).unwrap().network_policies;
+    let ports = |name: &str| -> Vec<i64> {
+        let np = policies.iter().find(|p| p.metadata.name.as_deref() == Some(name)).unwrap();
+        let np = serde_json::to_value(np).unwrap();
+        np["spec"]["egress"][1]["ports"].as_array().unwrap().iter().map(|p| p["port"].as_i64().unwrap()).collect()
+    };
+    assert!(ports("monitoring-shared-vector-logs").contains(&3100));
+    assert!(ports("monitoring-shared-vector-metrics").contains(&19291));
+    let text = std::fs::read_to_string(repo().join("../shared/vector/vector-0.57-config-schema.json")).unwrap();
+    let mut schema: Value = serde_json::from_str(&text).unwrap();
+    support::files::encode_refs(&mut schema);
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    for c in [&cfg, &mcfg] {
+        let errors: Vec<String> = validator.iter_errors(c).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+        assert!(errors.is_empty(), "{}", errors.join("\n"));
+    }
 }

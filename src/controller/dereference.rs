@@ -63,7 +63,7 @@ async fn read_secret_values(ms: &MonitoringServices, ctx: &Context) -> Result<mo
     let ns = ms.namespace().unwrap_or_default();
     let api = Api::<Secret>::namespaced(ctx.client.clone(), &ns);
     let mut out = BTreeMap::new();
-    for (name, keys) in model::shared::env_secret_refs(&ms.spec) {
+    for (name, keys) in model::shared::value_refs(&ms.spec) {
         let key = (ns.clone(), name.clone());
         let current = cached_version(ctx, &ns, &name);
         if let Some(None) = current {

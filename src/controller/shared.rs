@@ -122,7 +122,7 @@ pub fn hook<K: kube::Resource>(
 /// The shared DaemonSets as the watch cache has them now (their status is each resource's).
 pub async fn daemon_sets(ctx: &Context) -> Vec<DaemonSet> {
     let (Some(s), Some(c)) = (&ctx.settings.shared, ctx.caches.get()) else { return Vec::new() };
-    c.children.daemon_sets.select(&s.namespace, &meta::children_selector(INSTANCE)).await.unwrap_or_default()
+    c.children.daemon_sets.skeletons(&s.namespace, &meta::children_selector(INSTANCE)).await.unwrap_or_default()
 }
 
 /// Per-resource mode: remove shared collectors left from an earlier run in shared mode (their
@@ -143,7 +143,7 @@ pub async fn remove_leftovers(ctx: Arc<Context>) {
         .collect();
     for ns in namespaces {
         let empty = crate::render::Children::default();
-        match apply::sync(&ctx.client, Some(&c.children), &ns, INSTANCE, empty).await {
+        match apply::sync(&ctx.client, Some(&c.children), &ns, INSTANCE, empty, false).await {
             Ok(s) if s.deleted > 0 => {
                 info!(namespace = %ns, deleted = s.deleted, "removed the shared collectors of an earlier shared-mode run")
             }
@@ -160,6 +160,7 @@ pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
     let Some(mut settings) = ctx.settings.shared.clone() else { return };
     settings.discovery_image = ctx.settings.discovery_image.clone();
     settings.network_policy = ctx.settings.network_policy;
+    settings.flow_window_secs = ctx.settings.flow_window_secs;
     // Polled, not awaited: awaited before the reflector's first event, kube-runtime 5.0's
     // `wait_until_ready` was measured never to wake here.
     while store.wait_until_ready().now_or_never().is_none() {
@@ -172,11 +173,15 @@ pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
             _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
     }
+    // After a refusal, retries dry-run first (nothing is created and deleted again each time).
+    let mut careful = false;
     loop {
         // Parts arrive in bursts (every resource at start, a namespace of them at once).
         tokio::time::sleep(Duration::from_millis(300)).await;
         let tenants = ctx.shared.current(&store);
-        let again = match sync(&ctx, &settings, &tenants).await {
+        let result = sync(&ctx, &settings, &tenants, careful).await;
+        careful = matches!(result, Err(Failure::Refused(_)));
+        let again = match result.map_err(anyhow::Error::from) {
             // Pokes cover every change; this only repairs what no watch event announced.
             Ok(()) => Duration::from_secs(600),
             Err(e) => {
@@ -191,10 +196,24 @@ pub async fn run(ctx: Arc<Context>, store: Store<MonitoringServices>) {
     }
 }
 
-async fn sync(ctx: &Context, s: &crate::render::shared::SharedSettings, tenants: &[Tenant]) -> anyhow::Result<()> {
-    let children = crate::render::shared::render(s, tenants)?;
+/// Why a sync of the shared children failed.
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("the apiserver refused a shared child: {0}")]
+    Refused(apply::Rejected),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+async fn sync(
+    ctx: &Context,
+    s: &crate::render::shared::SharedSettings,
+    tenants: &[Tenant],
+    careful: bool,
+) -> Result<(), Failure> {
+    let children = crate::render::shared::render(s, tenants).map_err(anyhow::Error::from)?;
     let caches = ctx.caches.get().map(|c| &c.children);
-    match apply::sync(&ctx.client, caches, &s.namespace, INSTANCE, children).await {
+    match apply::sync(&ctx.client, caches, &s.namespace, INSTANCE, children, careful).await {
         Ok(synced) => {
             if synced.applied + synced.deleted > 0 {
                 info!(
@@ -206,7 +225,7 @@ async fn sync(ctx: &Context, s: &crate::render::shared::SharedSettings, tenants:
             }
             Ok(())
         }
-        Err(SyncError::Rejected(r)) => Err(anyhow::anyhow!("the apiserver refused a shared child: {r}")),
-        Err(SyncError::Failed(e)) => Err(e.into()),
+        Err(SyncError::Rejected(r)) => Err(Failure::Refused(r)),
+        Err(SyncError::Failed(e)) => Err(Failure::Other(e.into())),
     }
 }

@@ -18,6 +18,9 @@ pub struct Snapshot {
     pub source_events: f64,
     /// The same by source id (the shared collector's tenants each have their own sources).
     pub sources: BTreeMap<String, f64>,
+    /// Events the transforms received, by id: where a tenant of the shared logs collector has
+    /// no source of its own (one source serves every tenant), its pipeline starts here.
+    pub transforms: BTreeMap<String, f64>,
     pub sinks: BTreeMap<String, SinkCounters>,
 }
 
@@ -25,12 +28,18 @@ impl Snapshot {
     /// The part of a shared collector that is one tenant's: its sources and sinks, whose ids
     /// start with `prefix`.
     pub fn only(&self, prefix: &str) -> Snapshot {
-        let sources: BTreeMap<String, f64> =
-            self.sources.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), *v)).collect();
+        let own = |m: &BTreeMap<String, f64>| -> BTreeMap<String, f64> {
+            m.iter().filter(|(k, _)| k.starts_with(prefix)).map(|(k, v)| (k.clone(), *v)).collect()
+        };
+        let sources = own(&self.sources);
+        // No source of its own (the shared logs collector): what entered its transforms.
+        let source_events =
+            if sources.is_empty() { own(&self.transforms).values().sum() } else { sources.values().sum() };
         Snapshot {
             config_id: self.config_id.clone(),
-            source_events: sources.values().sum(),
+            source_events,
             sources,
+            transforms: own(&self.transforms),
             sinks: self
                 .sinks
                 .iter()
@@ -120,6 +129,12 @@ fn add(s: &mut Snapshot, line: &str) {
             if family == Family::Received {
                 s.source_events += value;
                 *s.sources.entry(id.to_string()).or_default() += value;
+            }
+            return;
+        }
+        if kind == Some("transform") {
+            if family == Family::Received {
+                *s.transforms.entry(id.to_string()).or_default() += value;
             }
             return;
         }
@@ -268,5 +283,24 @@ vector_started_total 1
         assert_eq!(s.source_events, 9.0);
         assert_eq!(s.sinks.keys().collect::<Vec<_>>(), ["s3_archive"]);
         assert_eq!((s.sinks["s3_archive"].sent_events, s.sinks["s3_archive"].buffer_events), (7.0, 3.0));
+    }
+
+    #[test]
+    fn a_shared_logs_tenant_is_judged_on_its_own_transforms_and_sinks() {
+        // One source for every tenant; ta's pipeline starts at its own transform.
+        let text = r#"vector_component_received_events_total{component_id="pod_logs",component_kind="source"} 50
+vector_component_received_events_total{component_id="ta_enrich",component_kind="transform"} 30
+vector_component_received_events_total{component_id="tb_enrich",component_kind="transform"} 20
+vector_component_sent_events_total{component_id="ta_s3_archive",component_kind="sink"} 30
+vector_component_sent_events_total{component_id="tb_s3_archive",component_kind="sink"} 20
+"#;
+        let a = parse(text).only("ta_");
+        assert_eq!(a.source_events, 30.0);
+        assert_eq!(a.sinks.keys().collect::<Vec<_>>(), ["ta_s3_archive"]);
+        // A tenant with a source of its own (shared metrics) is judged on it.
+        let m = parse(
+            "vector_component_received_events_total{component_id=\"ta_pod_metrics_x\",component_kind=\"source\"} 7\n",
+        );
+        assert_eq!(m.only("ta_").source_events, 7.0);
     }
 }

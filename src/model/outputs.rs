@@ -50,6 +50,23 @@ impl SecretFile {
     pub fn reference(&self) -> String {
         format!("SECRET[{}.{}]", self.backend(), self.file_name())
     }
+
+    /// Its key in a shared collector's config Secret, for tenant `id`: the tenant, then the
+    /// Secret (without dots, unique per resource: [`Secrets::check_backends`]), then the key.
+    /// The first two parts hold no dot, so two files never share a name.
+    pub fn shared_name(&self, id: &str) -> String {
+        format!("{id}.{}.{}", self.backend(), self.file_name())
+    }
+}
+
+/// Every Secret file an output's authentication and TLS read.
+pub fn output_files(auth: Option<&HttpAuth>, tls: Option<&Tls>) -> Vec<SecretFile> {
+    let auth = auth.map(|a| match a {
+        HttpAuth::Basic { password, .. } => password.clone(),
+        HttpAuth::Bearer { token } => token.clone(),
+    });
+    let tls = tls.into_iter().flat_map(|t| [t.ca.clone(), t.cert.clone(), t.key.clone()]).flatten();
+    auth.into_iter().chain(tls).collect()
 }
 
 /// `[[:word:]]` only (Vector's rule for backend names).

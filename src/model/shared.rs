@@ -7,12 +7,15 @@
 //! image, resources, scheduling, the ServiceAccount's identity) belongs to the admin. So a
 //! tenant's `environmentVariables` may hold only its own S3 credentials, which become
 //! per-sink `auth` (the shared collectors never write with an identity of their own: a tenant
-//! without credentials could otherwise write wherever the admin's identity may).
+//! without credentials could otherwise write wherever the admin's identity may). Its Loki and
+//! remote-write outputs keep their own credentials too: the values of the Secret keys they
+//! name become files of the shared collector's config Secret, named for the tenant.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::EnvVar;
 
+use super::outputs::{Loki, RemoteWrite, SecretFile, output_files};
 use super::validate::err;
 use super::{Archive, Collector, GreptimeTarget, Model, Scope, SpecError};
 use crate::api::{EnvValue, MonitoringServicesSpec, SelectionSpec};
@@ -60,17 +63,32 @@ pub struct Selection {
 }
 
 /// One tenant's collector on the shared collectors.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct TenantCollector {
     pub archive: Archive,
     pub selection: Selection,
     pub credentials: AwsCredentials,
+    /// The values of the Secret keys its outputs name, by their name in the shared config
+    /// Secret ([`SecretFile::shared_name`]).
+    pub files: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for TenantCollector {
+    // Never print a credential.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantCollector")
+            .field("archive", &self.archive)
+            .field("selection", &self.selection)
+            .field("files", &self.files.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// One tenant's metrics on the shared collectors.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantMetrics {
     pub common: TenantCollector,
+    pub remote_write: Option<RemoteWrite>,
     pub scrape_interval_secs: u64,
     pub scrape_timeout_secs: u64,
     pub scrape_annotation: String,
@@ -89,6 +107,8 @@ pub struct Tenant {
     pub workspace: String,
     pub tenant: String,
     pub logs: Option<TenantCollector>,
+    /// Its logs' Loki output.
+    pub loki: Option<Loki>,
     pub metrics: Option<TenantMetrics>,
     pub greptime: Option<GreptimeTarget>,
 }
@@ -102,22 +122,22 @@ pub fn tenant_id(namespace: &str, name: &str) -> String {
 /// The tenant part of `m` for the shared collectors, or the field a shared collector cannot
 /// serve for one tenant.
 pub fn tenant(m: &Model, values: &SecretValues) -> Result<Tenant, SpecError> {
+    let id = tenant_id(&m.namespace, &m.name);
     let logs = match &m.logs {
         Some(c) => {
-            if c.loki.is_some() {
-                return Err(unsupported("spec.vectorLogs.loki"));
-            }
-            Some(collector("spec.vectorLogs", m, c, values)?)
+            let files = c.loki.as_ref().map(|l| output_files(l.auth.as_ref(), l.tls.as_ref())).unwrap_or_default();
+            Some(collector("spec.vectorLogs", &id, m, c, values, ("spec.vectorLogs.loki", &files))?)
         }
         None => None,
     };
     let metrics = match &m.metrics {
         Some(mc) => {
-            if mc.remote_write.is_some() {
-                return Err(unsupported("spec.vectorMetrics.remoteWrite"));
-            }
+            let rw = mc.remote_write.as_ref();
+            let files = rw.map(|r| output_files(r.auth.as_ref(), r.tls.as_ref())).unwrap_or_default();
+            let field = "spec.vectorMetrics.remoteWrite";
             Some(TenantMetrics {
-                common: collector("spec.vectorMetrics", m, &mc.common, values)?,
+                common: collector("spec.vectorMetrics", &id, m, &mc.common, values, (field, &files))?,
+                remote_write: mc.remote_write.clone(),
                 scrape_interval_secs: mc.scrape_interval_secs,
                 scrape_timeout_secs: mc.scrape_timeout_secs,
                 scrape_annotation: mc.scrape_annotation.clone(),
@@ -128,26 +148,28 @@ pub fn tenant(m: &Model, values: &SecretValues) -> Result<Tenant, SpecError> {
         None => None,
     };
     Ok(Tenant {
-        id: tenant_id(&m.namespace, &m.name),
+        id,
         namespace: m.namespace.clone(),
         name: m.name.clone(),
         workspace: m.workspace.clone(),
         tenant: m.tenant.clone(),
+        loki: m.logs.as_ref().and_then(|c| c.loki.clone()),
         logs,
         metrics,
         greptime: m.greptime_target().cloned(),
     })
 }
 
-fn unsupported(field: &str) -> SpecError {
-    err(
-        field,
-        "not available in the shared collection mode (the cluster admin's --collection-mode=shared); \
-         ask the admin for per-resource collectors or remove it",
-    )
-}
-
-fn collector(path: &str, m: &Model, c: &Collector, values: &SecretValues) -> Result<TenantCollector, SpecError> {
+/// `files`: the output's field and the Secret files it reads, whose values the shared config
+/// Secret carries.
+fn collector(
+    path: &str,
+    id: &str,
+    m: &Model,
+    c: &Collector,
+    values: &SecretValues,
+    (output, files): (&str, &[SecretFile]),
+) -> Result<TenantCollector, SpecError> {
     let mut found = BTreeMap::new();
     for e in &c.env {
         let field = format!("{path}.environmentVariables.{}", e.name);
@@ -160,21 +182,32 @@ fn collector(path: &str, m: &Model, c: &Collector, values: &SecretValues) -> Res
         }
         found.insert(e.name.as_str(), value(&field, e, values)?);
     }
-    let (Some(id), Some(secret)) = (found.get("AWS_ACCESS_KEY_ID"), found.get("AWS_SECRET_ACCESS_KEY")) else {
+    let (Some(key_id), Some(secret)) = (found.get("AWS_ACCESS_KEY_ID"), found.get("AWS_SECRET_ACCESS_KEY")) else {
         return Err(err(
             format!("{path}.environmentVariables"),
             "the shared collectors need this resource's own S3 credentials (AWS_ACCESS_KEY_ID and \
              AWS_SECRET_ACCESS_KEY, plain or from a Secret of this namespace): they never write with an identity of their own",
         ));
     };
+    let mut out = BTreeMap::new();
+    for f in files {
+        let Some(v) = values.get(&f.secret).and_then(|keys| keys.get(&f.key)) else {
+            return Err(err(
+                output,
+                format!("Secret {:?} key {:?} could not be read (it changed while being read?)", f.secret, f.key),
+            ));
+        };
+        out.insert(f.shared_name(id), v.clone());
+    }
     Ok(TenantCollector {
         archive: c.archive.clone(),
         selection: selection(m, &c.selection),
         credentials: AwsCredentials {
-            access_key_id: id.clone(),
+            access_key_id: key_id.clone(),
             secret_access_key: secret.clone(),
             session_token: found.get("AWS_SESSION_TOKEN").cloned(),
         },
+        files: out,
     })
 }
 
@@ -215,8 +248,18 @@ fn selection(m: &Model, s: &SelectionSpec) -> Selection {
     }
 }
 
-/// Secret names and keys the `environmentVariables` of `spec` name (`secretKeyRef`): what the
-/// dereference step reads in shared mode.
+/// Secret names and keys whose values the shared collectors carry for `spec`: its
+/// `environmentVariables`' `secretKeyRef`s and its outputs' credentials (what the dereference
+/// step reads in shared mode).
+pub fn value_refs(spec: &MonitoringServicesSpec) -> BTreeMap<String, BTreeSet<String>> {
+    let mut out = env_secret_refs(spec);
+    for (name, keys) in super::referenced_secrets(spec) {
+        out.entry(name).or_default().extend(keys);
+    }
+    out
+}
+
+/// Secret names and keys the `environmentVariables` of `spec` name (`secretKeyRef`).
 pub fn env_secret_refs(spec: &MonitoringServicesSpec) -> BTreeMap<String, BTreeSet<String>> {
     let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let containers = [

@@ -38,10 +38,11 @@ pub fn flow_window_secs(m: &Model, c: &Collector) -> u64 {
     (2 * c.archive.batch_timeout_secs).max(m.flow_window_secs)
 }
 
-/// The discovery containers of the metrics pod: an init container writes the first targets
+/// The discovery containers of a collector pod: an init container writes the first targets
 /// file (so Vector starts with a complete config), a sidecar keeps it current and serves the
-/// flow summary.
-fn discovery_containers(m: &Model, c: &Collector) -> (Container, Container) {
+/// flow summary. `writes`: false for a `kubernetes_logs` collector, which finds its pods
+/// itself: its sidecar only serves the flow summary (and no init container is needed).
+fn discovery_containers(m: &Model, c: &Collector, writes: bool) -> (Container, Container) {
     let args = |once: bool| {
         let mut a = vec![
             "discover".to_string(),
@@ -49,9 +50,10 @@ fn discovery_containers(m: &Model, c: &Collector) -> (Container, Container) {
             "$(NODE_NAME)".into(),
             "--settings".into(),
             format!("{CONFIG_DIR}/{DISCOVERY_KEY}"),
-            "--output".into(),
-            format!("{DISCOVERY_DIR}/{TARGETS_FILE}"),
         ];
+        if writes {
+            a.extend(["--output".into(), format!("{DISCOVERY_DIR}/{TARGETS_FILE}")]);
+        }
         if once {
             a.push("--once".into());
         } else {
@@ -74,7 +76,11 @@ fn discovery_containers(m: &Model, c: &Collector) -> (Container, Container) {
             limits: Some(BTreeMap::from([("memory".to_string(), Quantity("128Mi".into()))])),
             ..Default::default()
         }),
-        volume_mounts: Some(vec![mount("config", CONFIG_DIR, true), mount("discovery", DISCOVERY_DIR, false)]),
+        volume_mounts: Some(if writes {
+            vec![mount("config", CONFIG_DIR, true), mount("discovery", DISCOVERY_DIR, false)]
+        } else {
+            vec![mount("config", CONFIG_DIR, true)]
+        }),
         security_context: Some(hardened(true)),
         ..Default::default()
     };
@@ -148,16 +154,19 @@ pub fn render(
     let mut init_containers = None;
     let mut sidecars = Vec::new();
     // Discovery sidecar: scrape targets for metrics; for a namespace-scoped logs collector, the
-    // pods (after label filters) whose log directories it reads.
+    // pods (after label filters) whose log directories it reads. Every collector's sidecar
+    // serves the flow summary; a cluster-wide logs collector's does only that.
     if comp == Component::Metrics || (comp == Component::Logs && m.scope == Scope::Namespace) {
         volumes.push(Volume { name: "discovery".into(), empty_dir: Some(Default::default()), ..Default::default() });
         mounts.push(mount("discovery", DISCOVERY_DIR, true));
         // The discovered file changes while running: Vector reloads it (only the changed
         // components are rebuilt).
         args.extend(["--config".to_string(), format!("{DISCOVERY_DIR}/{TARGETS_FILE}"), "--watch-config".into()]);
-        let (init, sidecar) = discovery_containers(m, c);
+        let (init, sidecar) = discovery_containers(m, c, true);
         init_containers = Some(vec![init]);
         sidecars.push(sidecar);
+    } else if comp == Component::Logs {
+        sidecars.push(discovery_containers(m, c, false).1);
     }
     let container = Container {
         name: "vector".into(),

@@ -28,7 +28,7 @@ use serde::Serialize;
 pub use daemonset::host_data_dir;
 pub use pod::config_hash;
 
-use crate::model::{Model, Scope};
+use crate::model::Model;
 use crate::vector;
 
 /// Rendering can only fail if serialisation of our own types fails: a bug, reported as such
@@ -204,12 +204,12 @@ pub fn render(m: &Model, owner: Option<&OwnerReference>) -> Result<Children, Err
     if let Some(logs) = &m.logs {
         let cfg = vector::logs::config(m, logs);
         let config = cfg.to_yaml().map_err(|e| serialise_err("logs config")(&e))?;
-        let mut data = BTreeMap::from([(configmap::CONFIG_KEY.to_string(), config)]);
-        if m.scope == Scope::Namespace {
-            let settings = serde_json::to_string_pretty(&vector::logs::settings(m, logs))
-                .map_err(|e| serialise_err("logs discovery settings")(&e))?;
-            data.insert(configmap::DISCOVERY_KEY.to_string(), settings);
-        }
+        let settings = serde_json::to_string_pretty(&vector::logs::settings(m, logs))
+            .map_err(|e| serialise_err("logs discovery settings")(&e))?;
+        let data = BTreeMap::from([
+            (configmap::CONFIG_KEY.to_string(), config),
+            (configmap::DISCOVERY_KEY.to_string(), settings),
+        ]);
         let hash = config_hash(
             &data
                 .clone()

@@ -22,6 +22,7 @@ use super::meta::{self, Component};
 use super::pod::CONFIG_DIR;
 use super::{Children, Error, daemonset, network_policy, rbac, serialise_err, service_account};
 use crate::api::{Compression, EncodingCodec, ResourceSpec, S3Partition, SelectionSpec};
+use crate::discover::Mode;
 use crate::model::shared::Tenant;
 use crate::model::shared::TenantCollector;
 use crate::model::{Archive, Collector, Model, PodSettings, Scope};
@@ -44,6 +45,9 @@ pub struct SharedSettings {
     pub discovery_image: String,
     /// A NetworkPolicy per shared collector (the admin's `--collector-network-policy`).
     pub network_policy: bool,
+    /// The admin's shortest flow window (`--flow-window-secs`); each tenant's is longer than
+    /// its sinks' batch timeout.
+    pub flow_window_secs: u64,
 }
 
 impl SharedSettings {
@@ -55,6 +59,7 @@ impl SharedSettings {
             node_selector: BTreeMap::new(),
             discovery_image: crate::model::DEFAULT_DISCOVERY_IMAGE.into(),
             network_policy: false,
+            flow_window_secs: crate::model::DEFAULT_FLOW_WINDOW_SECS,
         }
     }
 
@@ -108,7 +113,7 @@ fn collector_model(s: &SharedSettings) -> (Model, Collector) {
         traces: None,
         greptime: None,
         discovery_image: s.discovery_image.clone(),
-        flow_window_secs: crate::model::DEFAULT_FLOW_WINDOW_SECS,
+        flow_window_secs: s.flow_window_secs,
         network_policy: false,
         shared: None,
     };
@@ -121,6 +126,8 @@ struct Part<'a> {
     id: &'a str,
     collector: &'a TenantCollector,
     greptime: Option<&'a str>,
+    /// Its Loki or remote-write endpoint.
+    output: Option<&'a str>,
 }
 
 /// The tenants' parts of collector `c` (logs or metrics).
@@ -128,12 +135,20 @@ fn collectors_of(tenants: &[Tenant], c: Component) -> Vec<Part<'_>> {
     tenants
         .iter()
         .filter_map(|t| {
-            let (collector, greptime) = match c {
-                Component::Logs => (t.logs.as_ref()?, t.greptime.as_ref().filter(|g| g.logs)),
-                Component::Metrics => (&t.metrics.as_ref()?.common, t.greptime.as_ref().filter(|g| g.metrics)),
+            let (collector, greptime, output) = match c {
+                Component::Logs => (
+                    t.logs.as_ref()?,
+                    t.greptime.as_ref().filter(|g| g.logs),
+                    t.loki.as_ref().map(|l| l.endpoint.as_str()),
+                ),
+                Component::Metrics => {
+                    let m = t.metrics.as_ref()?;
+                    let rw = m.remote_write.as_ref().map(|r| r.endpoint.as_str());
+                    (&m.common, t.greptime.as_ref().filter(|g| g.metrics), rw)
+                }
                 Component::Traces => return None,
             };
-            Some(Part { id: &t.id, collector, greptime: greptime.map(|g| g.endpoint.as_str()) })
+            Some(Part { id: &t.id, collector, greptime: greptime.map(|g| g.endpoint.as_str()), output })
         })
         .collect()
 }
@@ -157,11 +172,13 @@ fn component(
         if let Some(token) = &cred.session_token {
             data.insert(credential_key(id, "aws_session_token"), token.clone());
         }
+        // Its outputs' credentials, under names no other tenant's can take (they start with its id).
+        data.extend(p.collector.files.clone());
     }
     if s.network_policy {
-        let endpoints = parts
-            .iter()
-            .flat_map(|p| [p.collector.archive.endpoint.as_deref()].into_iter().chain(p.greptime.map(Some)));
+        let endpoints = parts.iter().flat_map(|p| {
+            [p.collector.archive.endpoint.as_deref()].into_iter().chain(p.greptime.map(Some)).chain(p.output.map(Some))
+        });
         // The metrics collector scrapes any namespace's pods (cluster scope): tenants vary.
         out.network_policies.push(network_policy::policy(m, None, c, network_policy::shared_sink_ports(endpoints)));
     }
@@ -210,14 +227,17 @@ pub fn render(s: &SharedSettings, tenants: &[Tenant]) -> Result<Children, Error>
     if !logs.is_empty() {
         let cfg = logs_config(&tenants, CONFIG_DIR);
         let config = cfg.to_yaml().map_err(|e| serialise_err("shared logs config")(&e))?;
-        let data = BTreeMap::from([(CONFIG_KEY.to_string(), config)]);
+        // The sidecar counts each tenant's pods on its node and judges each tenant's flow.
+        let settings = serde_json::to_string_pretty(&discovery_settings(&tenants, Mode::Logs, s.flow_window_secs))
+            .map_err(|e| serialise_err("shared logs sidecar settings")(&e))?;
+        let data = BTreeMap::from([(CONFIG_KEY.to_string(), config), (DISCOVERY_KEY.to_string(), settings)]);
         component(s, &m, &collector, Component::Logs, data, &logs, &mut out);
     }
     let metrics = collectors_of(&tenants, Component::Metrics);
     if !metrics.is_empty() {
         let cfg = metrics_config(&tenants, CONFIG_DIR);
         let config = cfg.to_yaml().map_err(|e| serialise_err("shared metrics config")(&e))?;
-        let settings = serde_json::to_string_pretty(&discovery_settings(&tenants))
+        let settings = serde_json::to_string_pretty(&discovery_settings(&tenants, Mode::Metrics, s.flow_window_secs))
             .map_err(|e| serialise_err("shared discovery settings")(&e))?;
         let data = BTreeMap::from([(CONFIG_KEY.to_string(), config), (DISCOVERY_KEY.to_string(), settings)]);
         component(s, &m, &collector, Component::Metrics, data, &metrics, &mut out);

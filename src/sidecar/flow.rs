@@ -101,6 +101,8 @@ impl Agent {
 pub struct Selected {
     pub total: usize,
     pub by_tenant: std::collections::BTreeMap<String, usize>,
+    /// A tenant's own flow window, where it has one (its sinks' batch timeouts).
+    pub windows: std::collections::BTreeMap<String, Duration>,
 }
 
 /// The whole collector's agent, and one per tenant of a shared collector (each judging only
@@ -118,7 +120,12 @@ impl Agents {
         self.tenants.retain(|id, _| selected.by_tenant.contains_key(id));
         let mut tenants = std::collections::BTreeMap::new();
         for (id, n) in &selected.by_tenant {
+            let window = selected.windows.get(id).copied().unwrap_or(window);
             let agent = self.tenants.entry(id.clone()).or_insert_with(|| Agent::new(window));
+            if agent.window != window {
+                // Its batch timeout changed: judge afresh over the new window.
+                *agent = Agent::new(window);
+            }
             let own = snapshot.as_ref().map(|s| s.only(&format!("{id}_")));
             tenants.insert(id.clone(), agent.observe_snapshot(now, own, *n));
         }
@@ -231,7 +238,11 @@ mod tests {
             }
             out
         };
-        let selected = Selected { total: 2, by_tenant: [("ta".to_string(), 1), ("tb".to_string(), 1)].into() };
+        let selected = Selected {
+            total: 2,
+            by_tenant: [("ta".to_string(), 1), ("tb".to_string(), 1)].into(),
+            ..Default::default()
+        };
         let mut agents = Agents { all: Agent::new(s(30)), tenants: Default::default(), window: s(30) };
         let mut last = None;
         for (i, t) in [0u64, 15, 30, 45, 60, 75, 90, 105, 120].into_iter().enumerate() {
@@ -248,8 +259,39 @@ mod tests {
         // The whole collector's verdict is the worst (for the admin), the tenants' are their own.
         assert_eq!(summary.reason, Reason::SinkStalled);
         // A tenant that left is forgotten.
-        let only_b = Selected { total: 1, by_tenant: [("tb".to_string(), 1)].into() };
+        let only_b = Selected { total: 1, by_tenant: [("tb".to_string(), 1)].into(), ..Default::default() };
         let next = agents.observe(s(135), Some(&page(20, 100, 100)), &only_b);
         assert_eq!(next.tenants.keys().collect::<Vec<_>>(), vec!["tb"]);
+    }
+
+    /// Each tenant is judged over its own window (its batch timeout): a tenant whose sink
+    /// sends every 2 minutes is not stalled after one minute of filling its batch.
+    #[test]
+    fn each_tenant_is_judged_over_its_own_window() {
+        let s = Duration::from_secs;
+        let page = |a_received: u64, b_sent: u64| {
+            format!(
+                "vector_component_received_events_total{{component_id=\"ta_enrich\",component_kind=\"transform\"}} {a_received}\n\
+                 vector_component_received_events_total{{component_id=\"ta_s3_archive\",component_kind=\"sink\"}} {a_received}\n\
+                 vector_component_sent_events_total{{component_id=\"ta_s3_archive\",component_kind=\"sink\"}} 0\n\
+                 vector_component_received_events_total{{component_id=\"tb_enrich\",component_kind=\"transform\"}} {b_sent}\n\
+                 vector_component_sent_events_total{{component_id=\"tb_s3_archive\",component_kind=\"sink\"}} {b_sent}\n"
+            )
+        };
+        let selected = Selected {
+            total: 2,
+            by_tenant: [("ta".to_string(), 1), ("tb".to_string(), 1)].into(),
+            windows: [("ta".to_string(), s(240))].into(),
+        };
+        let mut agents = Agents { all: Agent::new(s(30)), tenants: Default::default(), window: s(30) };
+        let mut last = None;
+        for t in (0..=120).step_by(15) {
+            // ta fills a batch (received, nothing sent yet); tb sends what it gets.
+            last = Some(agents.observe(s(t), Some(&page(t, t)), &selected));
+        }
+        let summary = last.unwrap();
+        assert_eq!(summary.tenants["tb"].reason, Reason::Healthy);
+        assert_eq!(summary.tenants["ta"].reason, Reason::Unknown, "ta's 240 s window is not over: no verdict yet");
+        assert_eq!(summary.tenants["ta"].window_secs, 240);
     }
 }

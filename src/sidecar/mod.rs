@@ -73,13 +73,13 @@ pub async fn once(client: Client, node: &str, s: &Settings, output: &Path) -> an
     Ok(())
 }
 
-/// Watch forever, rewriting `output` whenever this node's target set changes, and publishing
-/// how many pods the collector reads (for the flow summary).
+/// Watch forever, rewriting `output` (if any) whenever this node's target set changes, and
+/// publishing how many pods the collector reads (for the flow summary).
 pub async fn watch(
     client: Client,
     node: &str,
     s: &Settings,
-    output: &Path,
+    output: Option<&Path>,
     selected: tokio::sync::watch::Sender<flow::Selected>,
 ) -> anyhow::Result<()> {
     let (fields, labels) = selectors(node, s);
@@ -89,7 +89,7 @@ pub async fn watch(
     // relist in progress keeps serving the previous set.
     let stream = reflector(writer, watcher::watcher(api(client, s), cfg).default_backoff());
     let mut stream = std::pin::pin!(stream);
-    let mut last = std::fs::read_to_string(output).ok();
+    let mut last = output.and_then(|o| std::fs::read_to_string(o).ok());
     while let Some(event) = stream.next().await {
         match event {
             Err(e) => {
@@ -105,9 +105,16 @@ pub async fn watch(
             by_tenant: s
                 .tenants
                 .iter()
-                .map(|t| (t.id.clone(), crate::discover::targets(pods.iter().map(|p| &**p), &t.settings).len()))
+                .map(|t| (t.id.clone(), crate::discover::selected(pods.iter().map(|p| &**p), &t.settings)))
+                .collect(),
+            windows: s
+                .tenants
+                .iter()
+                .filter(|t| t.flow_window_secs > 0)
+                .map(|t| (t.id.clone(), std::time::Duration::from_secs(t.flow_window_secs)))
                 .collect(),
         });
+        let Some(output) = output else { continue };
         let text = discovered(pods.iter().map(|p| &**p), s, node)?;
         if write_if_changed(output, &text, &mut last)? {
             info!(node, pods = pods.len(), mode = ?s.mode, "discovered targets changed");

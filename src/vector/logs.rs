@@ -55,7 +55,8 @@ pub fn config(m: &Model, logs: &Collector) -> Config {
         cfg.sinks.insert(GREPTIME_SINK.into(), greptime_sink(vec![GREPTIME_FLATTEN.into()], t));
     }
     if let Some(l) = &logs.loki {
-        cfg.sinks.insert(LOKI_SINK.into(), Sink::Loki(Box::new(loki(m, l))));
+        let sink = loki_sink(vec![ENRICH.into()], (&m.workspace, &m.tenant), l, SecretFiles::Mounted);
+        cfg.sinks.insert(LOKI_SINK.into(), Sink::Loki(Box::new(sink)));
         secret_backends(&mut cfg, &logs.secrets);
     }
     self_observability(&mut cfg);
@@ -80,14 +81,19 @@ pub fn greptime_sink(inputs: Vec<String>, t: &crate::model::GreptimeTarget) -> S
 /// The Loki sink: one stream per namespace, pod and container of the resource (labels never
 /// take a per-line value), the line is the log message, per-pod details that would multiply
 /// streams go into structured metadata. Like GreptimeDB, a real-time copy: its trouble never
-/// stalls the archive.
-fn loki(m: &Model, l: &crate::model::Loki) -> LokiSink {
+/// stalls the archive. `identity`: the resource's workspace and tenant.
+pub fn loki_sink(
+    inputs: Vec<String>,
+    (workspace, tenant): (&str, &str),
+    l: &crate::model::Loki,
+    files: SecretFiles<'_>,
+) -> LokiSink {
     let mut labels = BTreeMap::from([
         ("namespace".to_string(), "{{ kubernetes.pod_namespace }}".to_string()),
         ("pod".into(), "{{ kubernetes.pod_name }}".into()),
         ("container".into(), "{{ kubernetes.container_name }}".into()),
-        ("workspace".into(), m.workspace.clone()),
-        ("tenant".into(), m.tenant.clone()),
+        ("workspace".into(), workspace.to_string()),
+        ("tenant".into(), tenant.to_string()),
     ]);
     labels.extend(l.extra_labels.clone());
     let structured_metadata = if l.structured_metadata {
@@ -101,7 +107,7 @@ fn loki(m: &Model, l: &crate::model::Loki) -> LokiSink {
         BTreeMap::new()
     };
     LokiSink {
-        inputs: vec![ENRICH.into()],
+        inputs,
         endpoint: l.endpoint.clone(),
         tenant_id: l.tenant_id.clone(),
         labels,
@@ -110,8 +116,8 @@ fn loki(m: &Model, l: &crate::model::Loki) -> LokiSink {
         compression: "snappy".into(),
         out_of_order_action: "accept".into(),
         dangerously_allow_unconfined_template_resolution: true,
-        auth: l.auth.as_ref().map(http_auth),
-        tls: l.tls.as_ref().map(tls),
+        auth: l.auth.as_ref().map(|a| http_auth(a, files)),
+        tls: l.tls.as_ref().map(|t| tls(t, files)),
         buffer: realtime_buffer(),
         healthcheck: Healthcheck { enabled: true, uri: None },
     }
@@ -138,12 +144,14 @@ fn kubernetes_logs(logs: &Collector) -> KubernetesLogs {
     }
 }
 
-/// Discovery settings for a namespace-scoped logs collector's sidecar (`discovery.json`).
+/// Settings of a logs collector's sidecar (`discovery.json`): a namespace-scoped collector's
+/// pod files; for a cluster-wide one (`kubernetes_logs` finds its pods itself) only which pods
+/// it reads, for the flow summary.
 pub fn settings(m: &Model, logs: &Collector) -> crate::discover::Settings {
     let sel = &logs.selection;
     crate::discover::Settings {
         mode: crate::discover::Mode::Logs,
-        namespace_scope: Some(m.namespace.clone()),
+        namespace_scope: (m.scope == crate::model::Scope::Namespace).then(|| m.namespace.clone()),
         include_namespaces: sel.include_namespaces.clone(),
         exclude_namespaces: sel.exclude_namespaces.clone(),
         include_pod_labels: sel.include_pod_labels.clone(),

@@ -51,25 +51,28 @@ pub fn config(m: &Model, metrics: &MetricsCollector) -> Config {
         cfg.sinks.insert(GREPTIME_SINK.into(), greptime_sink(vec![LABELED_ALL.into()], t));
     }
     if let Some(rw) = &metrics.remote_write {
-        cfg.sinks.insert(
-            REMOTE_WRITE_SINK.into(),
-            Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
-                inputs: vec![LABELED_ALL.into()],
-                endpoint: rw.endpoint.clone(),
-                tenant_id: Some(rw.tenant_id.clone()),
-                auth: rw.auth.as_ref().map(http_auth),
-                tls: rw.tls.as_ref().map(tls),
-                // A real-time copy like GreptimeDB's: never stalls the archive.
-                buffer: realtime_buffer(),
-                // Thanos Receive, Mimir and Cortex answer a GET on the write path with 405, and
-                // Vector's check wants 200: it would only log a false alarm at every start.
-                healthcheck: Healthcheck { enabled: false, uri: None },
-            })),
-        );
+        cfg.sinks
+            .insert(REMOTE_WRITE_SINK.into(), remote_write_sink(vec![LABELED_ALL.into()], rw, SecretFiles::Mounted));
         secret_backends(&mut cfg, &metrics.common.secrets);
     }
     self_observability(&mut cfg);
     cfg
+}
+
+/// The Prometheus remote-write output (Thanos, Mimir, Cortex, Prometheus).
+pub fn remote_write_sink(inputs: Vec<String>, rw: &crate::model::RemoteWrite, files: SecretFiles<'_>) -> Sink {
+    Sink::PrometheusRemoteWrite(Box::new(PrometheusRemoteWrite {
+        inputs,
+        endpoint: rw.endpoint.clone(),
+        tenant_id: Some(rw.tenant_id.clone()),
+        auth: rw.auth.as_ref().map(|a| http_auth(a, files)),
+        tls: rw.tls.as_ref().map(|t| tls(t, files)),
+        // A real-time copy like GreptimeDB's: never stalls the archive.
+        buffer: realtime_buffer(),
+        // Thanos Receive, Mimir and Cortex answer a GET on the write path with 405, and
+        // Vector's check wants 200: it would only log a false alarm at every start.
+        healthcheck: Healthcheck { enabled: false, uri: None },
+    }))
 }
 
 /// GreptimeDB's Prometheus remote write. Real-time copy: never allowed to stall the archive

@@ -201,22 +201,50 @@ pub fn base_config() -> Config {
     }
 }
 
-/// The sink form of a model output's authentication: secrets as `SECRET[...]` references.
-pub fn http_auth(a: &crate::model::HttpAuth) -> HttpAuth {
-    match a {
-        crate::model::HttpAuth::Basic { user, password } => {
-            HttpAuth::Basic { user: user.clone(), password: password.reference() }
+/// Where a collector reads the files of the Secrets its outputs name.
+#[derive(Debug, Clone, Copy)]
+pub enum SecretFiles<'a> {
+    /// Each Secret mounted in its own directory (a resource's own collectors).
+    Mounted,
+    /// Keys of the shared collector's config Secret (mounted at `dir`, read through the
+    /// `backend` directory backend), named for tenant `id` ([`crate::model::SecretFile::shared_name`]).
+    Tenant { id: &'a str, dir: &'a str, backend: &'a str },
+}
+
+impl SecretFiles<'_> {
+    /// The `SECRET[...]` reference Vector resolves when it loads the config.
+    pub fn reference(&self, f: &crate::model::SecretFile) -> String {
+        match self {
+            SecretFiles::Mounted => f.reference(),
+            SecretFiles::Tenant { id, backend, .. } => format!("SECRET[{backend}.{}]", f.shared_name(id)),
         }
-        crate::model::HttpAuth::Bearer { token } => HttpAuth::Bearer { token: token.reference() },
+    }
+
+    /// The file's path in the pod (TLS files are read by path).
+    pub fn path(&self, f: &crate::model::SecretFile) -> String {
+        match self {
+            SecretFiles::Mounted => f.path(),
+            SecretFiles::Tenant { id, dir, .. } => format!("{dir}/{}", f.shared_name(id)),
+        }
     }
 }
 
-/// The sink form of a model output's TLS: files of the mounted Secrets.
-pub fn tls(t: &crate::model::Tls) -> Tls {
+/// The sink form of a model output's authentication: secrets as `SECRET[...]` references.
+pub fn http_auth(a: &crate::model::HttpAuth, files: SecretFiles<'_>) -> HttpAuth {
+    match a {
+        crate::model::HttpAuth::Basic { user, password } => {
+            HttpAuth::Basic { user: user.clone(), password: files.reference(password) }
+        }
+        crate::model::HttpAuth::Bearer { token } => HttpAuth::Bearer { token: files.reference(token) },
+    }
+}
+
+/// The sink form of a model output's TLS: files of the Secrets.
+pub fn tls(t: &crate::model::Tls, files: SecretFiles<'_>) -> Tls {
     Tls {
-        ca_file: t.ca.as_ref().map(|f| f.path()),
-        crt_file: t.cert.as_ref().map(|f| f.path()),
-        key_file: t.key.as_ref().map(|f| f.path()),
+        ca_file: t.ca.as_ref().map(|f| files.path(f)),
+        crt_file: t.cert.as_ref().map(|f| files.path(f)),
+        key_file: t.key.as_ref().map(|f| files.path(f)),
         verify_certificate: t.verify,
         verify_hostname: t.verify,
     }

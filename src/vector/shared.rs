@@ -45,7 +45,7 @@ pub fn logs_config(tenants: &[Tenant], secrets_dir: &str) -> Config {
         for t in &with_logs {
             let Some(l) = &t.logs else { continue };
             route.insert(t.id.clone(), condition(&l.selection));
-            tenant_pipeline(&mut cfg, t);
+            tenant_pipeline(&mut cfg, t, secrets_dir);
         }
         cfg.transforms.insert(
             ROUTE.into(),
@@ -60,8 +60,9 @@ pub fn logs_config(tenants: &[Tenant], secrets_dir: &str) -> Config {
     cfg
 }
 
-/// One tenant: stamp, S3 archive with its own credentials, GreptimeDB when it has one.
-fn tenant_pipeline(cfg: &mut Config, t: &Tenant) {
+/// One tenant: stamp, S3 archive with its own credentials, Loki and GreptimeDB when it has
+/// them (their credentials are its own too: files of the config Secret under its id).
+fn tenant_pipeline(cfg: &mut Config, t: &Tenant, secrets_dir: &str) {
     let Some(l) = &t.logs else { return };
     let id = &t.id;
     let enrich = format!("{id}_enrich");
@@ -76,6 +77,11 @@ fn tenant_pipeline(cfg: &mut Config, t: &Tenant) {
     let prefix = key_prefix(&l.archive, "namespace={{ kubernetes.pod_namespace }}/");
     let sink = tenant_s3(id, vec![enrich.clone()], &l.archive, &l.credentials, prefix);
     cfg.sinks.insert(format!("{id}_{}", logs::S3_SINK), sink);
+    if let Some(l) = &t.loki {
+        let files = tenant_files(id, secrets_dir);
+        let sink = logs::loki_sink(vec![enrich.clone()], (&t.workspace, &t.tenant), l, files);
+        cfg.sinks.insert(format!("{id}_{}", logs::LOKI_SINK), Sink::Loki(Box::new(sink)));
+    }
     if let Some(g) = t.greptime.as_ref().filter(|g| g.logs) {
         let flatten = format!("{id}_{}", logs::GREPTIME_FLATTEN);
         cfg.transforms.insert(
@@ -84,6 +90,11 @@ fn tenant_pipeline(cfg: &mut Config, t: &Tenant) {
         );
         cfg.sinks.insert(format!("{id}_{}", logs::GREPTIME_SINK), logs::greptime_sink(vec![flatten], g));
     }
+}
+
+/// Where tenant `id`'s output credentials are: keys of the config Secret mounted at `dir`.
+fn tenant_files<'a>(id: &'a str, dir: &'a str) -> SecretFiles<'a> {
+    SecretFiles::Tenant { id, dir, backend: BACKEND }
 }
 
 /// A tenant's S3 archive: its own credentials (from the config Secret's files), and a disk
@@ -135,6 +146,10 @@ pub fn metrics_config(tenants: &[Tenant], secrets_dir: &str) -> Config {
             format!("{id}_{}", metrics::S3_SINK),
             tenant_s3(id, vec![enrich], &c.archive, &c.credentials, prefix),
         );
+        if let Some(rw) = &mt.remote_write {
+            let sink = metrics::remote_write_sink(vec![all.clone()], rw, tenant_files(id, secrets_dir));
+            cfg.sinks.insert(format!("{id}_{}", metrics::REMOTE_WRITE_SINK), sink);
+        }
         if let Some(g) = t.greptime.as_ref().filter(|g| g.metrics) {
             cfg.sinks.insert(format!("{id}_{}", metrics::GREPTIME_SINK), metrics::greptime_sink(vec![all], g));
         }
@@ -147,39 +162,48 @@ pub fn metrics_config(tenants: &[Tenant], secrets_dir: &str) -> Config {
     cfg
 }
 
-/// The shared metrics sidecar's settings: one entry per tenant with metrics.
-pub fn discovery_settings(tenants: &[Tenant]) -> Settings {
+/// The settings of a shared collector's sidecar (`mode`: which collector): one entry per
+/// tenant it serves, with that tenant's selection. For metrics the sidecar finds each tenant's
+/// targets; for logs it counts each tenant's pods. Each tenant's flow is judged over its own
+/// window: longer than its sinks' batch timeout, at least `min_window_secs` (the admin's).
+pub fn discovery_settings(tenants: &[Tenant], mode: Mode, min_window_secs: u64) -> Settings {
     let tenants = tenants
         .iter()
         .filter_map(|t| {
-            let m = t.metrics.as_ref()?;
-            let sel = &m.common.selection;
+            let (collector, metrics) = match mode {
+                Mode::Metrics => (&t.metrics.as_ref()?.common, t.metrics.as_ref()),
+                Mode::Logs => (t.logs.as_ref()?, None),
+            };
+            let sel = &collector.selection;
+            let window = (2 * collector.archive.batch_timeout_secs).max(min_window_secs);
             let (scope, include, exclude) = match &sel.namespaces {
                 Namespaces::Only(n) if n.is_empty() => return None,
                 Namespaces::Only(n) if n.len() == 1 => (n.iter().next().cloned(), Vec::new(), Vec::new()),
                 Namespaces::Only(n) => (None, n.iter().cloned().collect(), Vec::new()),
                 Namespaces::AllExcept(n) => (None, Vec::new(), n.iter().cloned().collect()),
             };
-            let settings = Settings {
-                mode: Mode::Metrics,
+            let mut settings = Settings {
+                mode,
                 namespace_scope: scope,
                 include_namespaces: include,
                 exclude_namespaces: exclude,
                 include_pod_labels: sel.include_pod_labels.clone(),
                 exclude_pod_labels: sel.exclude_pod_labels.clone(),
-                scrape_annotation: m.scrape_annotation.clone(),
-                port_annotation: m.port_annotation.clone(),
-                path_annotation: m.path_annotation.clone(),
-                scrape_interval_secs: m.scrape_interval_secs,
-                scrape_timeout_secs: m.scrape_timeout_secs,
                 workspace: t.workspace.clone(),
                 tenant: t.tenant.clone(),
-                tenants: Vec::new(),
+                ..Default::default()
             };
-            Some(TenantSettings { id: t.id.clone(), settings })
+            if let Some(m) = metrics {
+                settings.scrape_annotation = m.scrape_annotation.clone();
+                settings.port_annotation = m.port_annotation.clone();
+                settings.path_annotation = m.path_annotation.clone();
+                settings.scrape_interval_secs = m.scrape_interval_secs;
+                settings.scrape_timeout_secs = m.scrape_timeout_secs;
+            }
+            Some(TenantSettings { id: t.id.clone(), settings, flow_window_secs: window })
         })
         .collect();
-    Settings { mode: Mode::Metrics, workspace: "shared".into(), tenant: "shared".into(), tenants, ..Default::default() }
+    Settings { mode, workspace: "shared".into(), tenant: "shared".into(), tenants, ..Default::default() }
 }
 
 /// The source reads only the namespaces some tenant collects, when every tenant names its
