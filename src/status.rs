@@ -26,12 +26,11 @@ pub fn component(c: Component, ds: Option<&DaemonSet>, refused: Option<&str>) ->
     let Some(ds) = ds else {
         return ComponentStatus { message: Some("DaemonSet not created yet".into()), ..Default::default() };
     };
-    let generation = ds.metadata.generation.unwrap_or(0);
     let st = ds.status.clone().unwrap_or_default();
     let desired = st.desired_number_scheduled;
     let ready = st.number_ready;
     let updated = st.updated_number_scheduled.unwrap_or(0);
-    let observed = st.observed_generation.unwrap_or(0) >= generation;
+    let observed = rollout_observed(ds);
     let verb = match c {
         Component::Logs => "collecting logs",
         Component::Metrics => "scraping metrics",
@@ -85,6 +84,11 @@ fn state(ok: bool, desired: i32, ready: i32, reason: &str, message: &str) -> Com
 
 /// True when the DaemonSet wants pods on more nodes than have one: what makes the controller
 /// look for the apiserver's refusal and check again soon.
+/// The DaemonSet controller has seen the DaemonSet's current spec.
+pub fn rollout_observed(ds: &DaemonSet) -> bool {
+    ds.status.as_ref().and_then(|st| st.observed_generation).unwrap_or(0) >= ds.metadata.generation.unwrap_or(0)
+}
+
 pub fn pods_missing(ds: &DaemonSet) -> bool {
     ds.status.as_ref().is_some_and(|st| st.current_number_scheduled < st.desired_number_scheduled)
 }

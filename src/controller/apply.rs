@@ -133,12 +133,13 @@ impl<K: ChildKind> Plan<K> {
         let mut changed = Vec::with_capacity(desired.len());
         for obj in desired.iter_mut() {
             let hash = stamp_hash(obj)?;
+            let hash_value = compact::hash_value(&hash);
             let name = obj.name_any();
             // Our own write of this very object, newer than the cached copy (its watch event
             // is still on the way): the apiserver's answer to it stands in for the cache.
-            if let Some((_, a)) = cache
+            if let (Some((_, a)), Some(h)) = (cache, hash_value)
                 && let Some(ours) =
-                    a.newer_than(kind, &ns, &name, &hash, live.get(&name).and_then(|l| l.object.resource_version()))
+                    a.newer_than(kind, &ns, &name, h, live.get(&name).and_then(|l| l.object.resource_version()))
             {
                 live.insert(name.clone(), ours);
             }
@@ -155,7 +156,7 @@ impl<K: ChildKind> Plan<K> {
                     info!(kind = kind.name(), name = %name, "another field manager owns our fields: re-applying");
                     return false;
                 }
-                if l.verified.as_deref() == Some(hash.as_str()) {
+                if l.verified.is_some() && l.verified == hash_value {
                     return true;
                 }
                 if let Some(path) = drift::difference(obj, o) {
@@ -163,8 +164,8 @@ impl<K: ChildKind> Plan<K> {
                     return false;
                 }
                 // Verified: the cache keeps only the skeleton from now on.
-                if let Some((c, _)) = cache {
-                    c.verify(&ns, &name, &hash, l.digest);
+                if let (Some((c, _)), Some(h)) = (cache, hash_value) {
+                    c.verify(&ns, &name, h, l.digest);
                 }
                 true
             });

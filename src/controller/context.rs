@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
 use kube::Client;
-use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::ObjectRef;
 
 use crate::api::{Cloud, MonitoringServices};
@@ -101,7 +100,8 @@ pub const RETRY_MAX: Duration = Duration::from_secs(300);
 pub struct Context {
     pub client: Client,
     pub settings: Settings,
-    pub(super) recorder: Recorder,
+    /// Who publishes the Events (`reportingInstance`): the pod's name, else the operator's.
+    pub(super) reporting_instance: String,
     /// Cloud detected from Nodes, with when: a cluster does not change cloud, but a cluster
     /// whose Nodes carry no known providerID yet may get some.
     pub(super) cloud: tokio::sync::Mutex<Option<(Option<Cloud>, Instant)>>,
@@ -122,6 +122,8 @@ pub struct Context {
     pub(super) shared: super::shared::Registry,
     /// Retry delays of the resources whose last reconcile failed; reset by a success.
     backoff: Mutex<HashMap<ObjectRef<MonitoringServices>, ExponentialBackoff>>,
+    /// Statuses written that the resource watch may not show yet.
+    pub(super) written: super::written::Written,
     /// Resources whose last apply the apiserver refused: their next ones dry-run first.
     pub(super) refused: Mutex<std::collections::HashSet<ObjectRef<MonitoringServices>>>,
 }
@@ -132,9 +134,8 @@ impl Context {
     }
 
     pub fn with_settings(client: Client, settings: Settings) -> Arc<Context> {
-        let reporter = Reporter { controller: MANAGER.into(), instance: std::env::var("POD_NAME").ok() };
         Arc::new(Context {
-            recorder: Recorder::new(client.clone(), reporter),
+            reporting_instance: std::env::var("POD_NAME").unwrap_or_else(|_| MANAGER.into()),
             client,
             settings,
             cloud: tokio::sync::Mutex::new(None),
@@ -143,6 +144,7 @@ impl Context {
             metrics: Metrics::default(),
             backoff: Mutex::new(HashMap::new()),
             refused: Default::default(),
+            written: Default::default(),
             flow: Mutex::new(HashMap::new()),
             caches: Default::default(),
             secret_infos: Mutex::new(HashMap::new()),

@@ -19,6 +19,7 @@ mod shared;
 mod sweep;
 pub mod traced;
 pub mod watch;
+mod written;
 
 use std::sync::Arc;
 
@@ -109,7 +110,7 @@ pub async fn build(
             let (kinds, watches) = status_metric_kinds(&client, &status_kinds).await?;
             extra_watches = watches;
             registry.register_collector(Box::new(StatusCollector { monitoring_services: ms_store.clone(), kinds }));
-            let ep = Arc::new(server::Endpoint { registry, ready: Default::default() });
+            let ep = Arc::new(server::Endpoint { registry, ready: Default::default(), last_size: Default::default() });
             let bound = server::serve(addr, ep.clone()).await?;
             // Ready once the watched kind can be listed with our credentials (what every watch
             // of the controller needs); retried until it works.

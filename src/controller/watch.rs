@@ -164,9 +164,9 @@ pub struct Caches {
 pub struct Applied(std::sync::Arc<std::sync::Mutex<AppliedMap>>);
 
 struct AppliedEntry {
-    hash: String,
+    hash: u128,
     rv: u64,
-    skeleton: Box<str>,
+    skeleton: compact::Skeleton,
     digest: ContentDigest,
     /// The answer carried every value applied (no mutating admission changed one).
     covering: bool,
@@ -195,21 +195,19 @@ impl Applied {
         covering: bool,
     ) {
         let (Some(hash), Some(rv)) = (
-            obj.annotations().get(super::apply::ANNOTATION_APPLIED_HASH),
+            obj.annotations().get(super::apply::ANNOTATION_APPLIED_HASH).and_then(|h| compact::hash_value(h)),
             ResourceExt::resource_version(obj).and_then(|v| v.parse::<u64>().ok()),
         ) else {
             return;
         };
-        let Some((skeleton, digest)) = compact::reduce(&compact::slim(obj)) else { return };
-        let Ok(skeleton) = serde_json::to_string(&skeleton) else { return };
+        let Some((skeleton, digest)) = compact::reduce(&compact::slim(obj), &mut |v| v.into()) else { return };
         let now = std::time::Instant::now();
         let mut map = self.lock();
         // Pruned now and then, not on every apply (a scan of the map).
         if map.len().is_multiple_of(256) {
             map.retain(|_, e| now.duration_since(e.at) < APPLIED_KEEP);
         }
-        let entry =
-            AppliedEntry { hash: hash.clone(), rv, skeleton: skeleton.into_boxed_str(), digest, covering, at: now };
+        let entry = AppliedEntry { hash, rv, skeleton, digest, covering, at: now };
         map.insert((kind, ns.to_string(), name.to_string()), entry);
     }
 
@@ -219,21 +217,21 @@ impl Applied {
 
     /// The applied hash and content digest, when the object at `rv` is exactly our covering
     /// apply's answer.
-    pub fn verified_at(&self, kind: Kind, ns: &str, name: &str, rv: u64) -> Option<(String, ContentDigest)> {
+    pub fn verified_at(&self, kind: Kind, ns: &str, name: &str, rv: u64) -> Option<(u128, ContentDigest)> {
         let map = self.lock();
         let e = map.get(&(kind, ns.to_string(), name.to_string()))?;
-        (e.rv == rv && e.covering).then(|| (e.hash.clone(), e.digest))
+        (e.rv == rv && e.covering).then_some((e.hash, e.digest))
     }
 
     /// Our applied copy with `hash`, when the cache's (`cached_rv`; None: not there yet) is
     /// older. resourceVersions are compared as etcd revisions; one that is not a number never
     /// counts as older. Forgotten once the cache has caught up.
-    pub fn newer_than<K: DeserializeOwned>(
+    pub fn newer_than<K: Resource<DynamicType = ()> + DeserializeOwned>(
         &self,
         kind: Kind,
         ns: &str,
         name: &str,
-        hash: &str,
+        hash: u128,
         cached_rv: Option<String>,
     ) -> Option<Cached<K>> {
         let key = (kind, ns.to_string(), name.to_string());
@@ -250,11 +248,7 @@ impl Applied {
         if e.hash != hash {
             return None;
         }
-        Some(Cached {
-            object: serde_json::from_str(&e.skeleton).ok()?,
-            verified: e.covering.then(|| e.hash.clone()),
-            digest: e.digest,
-        })
+        Some(Cached { object: e.skeleton.decode(ns, name)?, verified: e.covering.then_some(e.hash), digest: e.digest })
     }
 }
 

@@ -19,6 +19,9 @@ use tracing::warn;
 pub struct Endpoint {
     pub registry: Registry,
     pub ready: AtomicBool,
+    /// Size of the last page: the next one's buffer is allocated once at about that size
+    /// instead of doubling its way there (the page of 1,000 resources is 1.5 MB).
+    pub last_size: std::sync::atomic::AtomicUsize,
 }
 
 fn text(code: StatusCode, body: &'static str) -> Response {
@@ -26,15 +29,18 @@ fn text(code: StatusCode, body: &'static str) -> Response {
 }
 
 async fn metrics(State(ep): State<Arc<Endpoint>>, headers: HeaderMap) -> Response {
-    let mut out = String::new();
+    let mut out = String::with_capacity(ep.last_size.load(Ordering::Relaxed) + 4096);
     if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &ep.registry) {
         return (StatusCode::INTERNAL_SERVER_ERROR, format!("encoding metrics: {e}\n")).into_response();
     }
+    ep.last_size.store(out.len(), Ordering::Relaxed);
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     if accept.contains("application/openmetrics-text") {
         ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], out).into_response()
     } else {
-        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], to_prometheus_text(&out)).into_response()
+        let text = to_prometheus_text(&out);
+        drop(out);
+        ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], text).into_response()
     }
 }
 
