@@ -60,12 +60,13 @@ fn requests(port: u16) -> BTreeMap<String, f64> {
     by_verb
 }
 
+// Folded from 0.0: an empty float `sum()` is -0.0, printed as "-0".
 fn total(m: &BTreeMap<String, f64>) -> f64 {
-    m.values().sum()
+    m.values().fold(0.0, |a, n| a + n)
 }
 
 fn writes(m: &BTreeMap<String, f64>) -> f64 {
-    m.iter().filter(|(v, _)| !matches!(v.as_str(), "get" | "list")).map(|(_, n)| n).sum()
+    m.iter().filter(|(v, _)| !matches!(v.as_str(), "get" | "list")).fold(0.0, |a, (_, n)| a + n)
 }
 
 fn delta(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> BTreeMap<String, f64> {
