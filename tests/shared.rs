@@ -524,3 +524,154 @@ async fn shared_metrics_reach_each_tenant_and_only_it() {
     drop(vector);
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Flow health of the shared collectors, end to end: the operator in shared mode renders the
+/// shared config for two tenants; real Vector 0.57 runs that config (taken from the operator's
+/// Secret on the apiserver) on an emulated node, with the real sidecar (pod watch on the
+/// apiserver, flow summary of the local Vector) beside it, and a collector pod object in the
+/// admin namespace standing for the pod (no kubelet here: the test plays its IP). Tenant A's S3
+/// is unreachable: A's resource says `FlowHealthy=False SinkStalled` naming only its own sink,
+/// while B's says `Healthy`; A's S3 back, A turns healthy too.
+#[tokio::test]
+async fn each_tenant_reads_its_own_flow_verdict_from_the_shared_collector() {
+    use k8s_openapi::api::core::v1::Pod;
+    use monitoring_operator::api::MonitoringServices;
+    use support::datapath::{Heartbeat, Proxy, S3, Vector, append, cri_lines, free_port, localise, log_file};
+    let _serial = serial();
+    let Some(bin) = support::vector_bin::vector() else { return };
+    let client = env().client().await;
+    let admin = namespace(&client, "shared-flow").await;
+    let (a, b) = (namespace(&client, "flow-a").await, namespace(&client, "flow-b").await);
+    let node = create_nodes(&client, &admin, 1).await.remove(0);
+    let s3 = S3::with_bucket("bucket-a");
+    s3.create_bucket("bucket-b");
+    let (pa, pb) = (Proxy::start(s3.port), Proxy::start(s3.port));
+    pa.set_up(false);
+    let flow_port = free_port();
+    let mut shared = SharedSettings::new(&admin);
+    // No Node matches: the DaemonSet controller makes no pods; the test's pod object stands in.
+    shared.node_selector = BTreeMap::from([("pool".to_string(), "nowhere".to_string())]);
+    shared.flow_window_secs = 5;
+    start_controller_with(controller::Settings {
+        resource_selector: Some(format!("shard={admin}")),
+        shared: Some(shared),
+        flow_interval: Some(Duration::from_secs(1)),
+        flow_port,
+        ..Default::default()
+    })
+    .await;
+    for (ns, proxy) in [(&a, &pa), (&b, &pb)] {
+        let mut ms =
+            tenant_ms("mon", &admin, json!({"AWS_ACCESS_KEY_ID": format!("AKIA-{ns}"), "AWS_SECRET_ACCESS_KEY": "x"}));
+        ms["spec"]["vectorLogs"]["s3Bucket"] = json!(if ns == &a { "bucket-a" } else { "bucket-b" });
+        ms["spec"]["vectorLogs"]["s3Endpoint"] = json!(format!("http://127.0.0.1:{}", proxy.port));
+        ms["spec"]["vectorLogs"]["batchTimeoutSecs"] = json!(1);
+        create(&client, ns, ms).await.unwrap();
+    }
+    let secrets = Api::<Secret>::namespaced(client.clone(), &admin);
+    wait_credentials(&secrets, "both tenants in the shared Secret", |d| {
+        has_value(d, &format!("AKIA-{a}")) && has_value(d, &format!("AKIA-{b}"))
+    })
+    .await;
+
+    // The Secret as the kubelet would mount it, the config pointed at it and at this machine.
+    let (dir, var_log) = support::datapath::fresh_node("shared-flow");
+    let mounted = dir.join("secret");
+    std::fs::create_dir_all(&mounted).unwrap();
+    let data = secret_data(&secrets).await;
+    for (k, v) in &data {
+        std::fs::write(mounted.join(k), v).unwrap();
+    }
+    let mut cfg: Value = serde_norway::from_str(&data["vector.yaml"]).unwrap();
+    localise(&mut cfg, &dir);
+    cfg["sources"]["pod_logs"]["kube_config_file"] = json!(env().kubeconfig);
+    cfg["secret"]["tenants"]["path"] = json!(mounted);
+    let file = dir.join("vector.yaml");
+    std::fs::write(&file, serde_norway::to_string(&cfg).unwrap()).unwrap();
+
+    let mut files = Vec::new();
+    for ns in [&a, &b] {
+        let p: Pod = serde_json::from_value(json!({"metadata": {"name": "app", "labels": {"app": "app"}},
+            "spec": {"nodeName": node, "containers": [{"name": "app", "image": "busybox"}]}}))
+        .unwrap();
+        let p = Api::<Pod>::namespaced(client.clone(), ns).create(&PostParams::default(), &p).await.unwrap();
+        let f = log_file(&var_log, &p);
+        append(&f, &cri_lines(&(0..20).map(|i| format!("{ns}-{i}")).collect::<Vec<_>>()));
+        files.push(f);
+    }
+    let mut vector = Vector::start(&bin, &[file], &var_log, &[("VECTOR_SELF_NODE_NAME", node.as_str())]);
+    let _beats: Vec<Heartbeat> = files.iter().cloned().map(Heartbeat::start).collect();
+
+    // The sidecar, from the settings the operator rendered (flow only: no output file).
+    let settings: monitoring_operator::discover::Settings = serde_json::from_str(&data["discovery.json"]).unwrap();
+    let (selected_tx, selected_rx) = tokio::sync::watch::channel(Default::default());
+    let (watch_client, watch_node) = (client.clone(), node.clone());
+    tokio::spawn(async move {
+        monitoring_operator::sidecar::watch(watch_client, &watch_node, &settings, None, selected_tx).await
+    });
+    let exporter = cfg["sinks"]["vector_metrics_exporter"]["address"].as_str().unwrap().to_string();
+    tokio::spawn(monitoring_operator::sidecar::flow::run(
+        format!("http://{exporter}/metrics"),
+        format!("127.0.0.1:{flow_port}").parse().unwrap(),
+        Duration::from_secs(5),
+        Duration::from_secs(1),
+        selected_rx,
+    ));
+    // The shared collector pod, without the DaemonSet's selector label (the DaemonSet
+    // controller would adopt and delete it).
+    let pods = Api::<Pod>::namespaced(client.clone(), &admin);
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "monitoring-shared-vector-logs-x1", "labels": {
+            "app.kubernetes.io/instance": "monitoring-shared", "app.kubernetes.io/component": "logs",
+            "app.kubernetes.io/managed-by": "monitoring-operator"}},
+        "spec": {"nodeName": node, "containers": [{"name": "vector", "image": "v"}, {"name": "discover", "image": "d"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let running = json!({"status": {"phase": "Running", "podIP": "127.0.0.1", "podIPs": [{"ip": "127.0.0.1"}]}});
+    pods.patch_status("monitoring-shared-vector-logs-x1", &PatchParams::default(), &Patch::Merge(running))
+        .await
+        .unwrap();
+    let since = std::time::Instant::now();
+
+    let flow = |m: &MonitoringServices| {
+        m.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == "FlowHealthy").cloned())
+    };
+    let (ida, idb) = (
+        monitoring_operator::model::shared::tenant_id(&a, "mon"),
+        monitoring_operator::model::shared::tenant_id(&b, "mon"),
+    );
+    let verdicts = || async {
+        let (ma, mb) = (get_ms(&client, &a, "mon").await, get_ms(&client, &b, "mon").await);
+        (flow(&ma), flow(&mb))
+    };
+    let (fa, fb) = eventually("A SinkStalled and B Healthy", LONG, || async {
+        let (fa, fb) = verdicts().await;
+        let done = fa.as_ref().is_some_and(|c| c.reason == "SinkStalled")
+            && fb.as_ref().is_some_and(|c| c.reason == "Healthy");
+        done.then_some((fa.unwrap(), fb.unwrap()))
+    })
+    .await;
+    eprintln!("shared flow: A SinkStalled and B Healthy in status {:?} after the pod ran", since.elapsed());
+    assert_eq!((fa.status.as_str(), fb.status.as_str()), ("False", "True"));
+    assert!(fa.message.contains(&format!("sink {ida}_s3_archive")), "A's message: {}", fa.message);
+    assert!(!fa.message.contains(&idb), "A's message names B's components: {}", fa.message);
+    assert!(!fb.message.contains(&ida), "B's message names A's components: {}", fb.message);
+    let b_flow = get_ms(&client, &b, "mon").await.status.unwrap().vector_logs_status.unwrap().flow.unwrap();
+    assert_eq!((b_flow.pods_reporting, b_flow.pods), (1, 1));
+
+    // A's S3 back: its disk buffer drains and its verdict turns healthy.
+    pa.set_up(true);
+    let back = std::time::Instant::now();
+    eventually("A Healthy once its S3 is back", LONG, || async {
+        verdicts().await.0.is_some_and(|c| c.reason == "Healthy").then_some(())
+    })
+    .await;
+    eprintln!("shared flow: A Healthy in status {:?} after its S3 came back", back.elapsed());
+    assert!(vector.running(), "vector exited:\n{}", vector.log_text());
+    // B's data went only to B: each proxy saw its own tenant's key.
+    let keys = |p: &Proxy| p.header_values("authorization").join(" ");
+    assert!(!keys(&pb).contains(&format!("AKIA-{a}")));
+    delete_nodes(&client, &[node]).await;
+    std::fs::remove_dir_all(&dir).ok();
+}
