@@ -3,7 +3,11 @@
 FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked --bin monitoring-operator
+# jemalloc fixes the page size at build time and refuses to start on a kernel with larger
+# pages: arm64 kernels use 4K, 16K or 64K pages, so arm64 builds take 64K (it runs on all three).
+ARG TARGETARCH
+RUN if [ "$TARGETARCH" = arm64 ]; then export JEMALLOC_SYS_WITH_LG_PAGE=16; fi; \
+    cargo build --release --locked --bin monitoring-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/monitoring-operator /usr/local/bin/monitoring-operator
