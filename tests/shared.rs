@@ -645,13 +645,27 @@ async fn each_tenant_reads_its_own_flow_verdict_from_the_shared_collector() {
         let (ma, mb) = (get_ms(&client, &a, "mon").await, get_ms(&client, &b, "mon").await);
         (flow(&ma), flow(&mb))
     };
-    let (fa, fb) = eventually("A SinkStalled and B Healthy", LONG, || async {
+    // Polled by hand: a timeout says what each side showed and what the sidecar answered.
+    let (fa, fb) = loop {
         let (fa, fb) = verdicts().await;
-        let done = fa.as_ref().is_some_and(|c| c.reason == "SinkStalled")
-            && fb.as_ref().is_some_and(|c| c.reason == "Healthy");
-        done.then_some((fa.unwrap(), fb.unwrap()))
-    })
-    .await;
+        if fa.as_ref().is_some_and(|c| c.reason == "SinkStalled") && fb.as_ref().is_some_and(|c| c.reason == "Healthy")
+        {
+            break (fa.unwrap(), fb.unwrap());
+        }
+        if since.elapsed() > LONG {
+            // Async: the sidecar serving /flow runs on this test's own (single-threaded) runtime.
+            let url = format!("http://127.0.0.1:{flow_port}/flow");
+            let http = monitoring_operator::http_get::client();
+            let body = monitoring_operator::http_get::body(&http, &url, Duration::from_secs(2)).await;
+            let summary = body.map(|b| String::from_utf8_lossy(&b).to_string());
+            panic!(
+                "after {LONG:?}: A {fa:?}\nB {fb:?}\n/flow: {summary:?}\nA's proxy: {}\nvector:\n{}",
+                pa.stats(),
+                vector.log_text()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     eprintln!("shared flow: A SinkStalled and B Healthy in status {:?} after the pod ran", since.elapsed());
     assert_eq!((fa.status.as_str(), fb.status.as_str()), ("False", "True"));
     assert!(fa.message.contains(&format!("sink {ida}_s3_archive")), "A's message: {}", fa.message);

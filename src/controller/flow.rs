@@ -138,23 +138,8 @@ async fn round(ctx: &Context, client: &HttpClient, pods: &Store<Pod>) -> FlowFac
         .buffer_unordered(ctx.settings.flow_concurrency.max(1))
         .collect()
         .await;
-    let mut reports = Vec::new();
-    for (owner, component, report) in answers {
-        if owner.name != crate::model::shared::INSTANCE {
-            reports.push((owner, component, report));
-            continue;
-        }
-        // A shared collector: each tenant's own summary is that tenant's report from this node
-        // (a pod that did not answer is Unknown for every tenant it serves).
-        for (id, tenant) in ctx.shared.owners(&component) {
-            let summary = match &report.summary {
-                Some(s) => s.tenants.get(&id).cloned(),
-                None => None,
-            };
-            let r = PodReport { node: report.node.clone(), expected_config_id: None, summary };
-            reports.push((tenant, component.clone(), r));
-        }
-    }
+    let shared_ns = ctx.settings.shared.as_ref().map(|s| s.namespace.as_str());
+    let reports = attribute(answers, shared_ns, |component| ctx.shared.owners(component));
     let mut grouped: HashMap<ObjectRef<MonitoringServices>, BTreeMap<String, Vec<PodReport>>> = HashMap::new();
     for (owner, component, report) in reports {
         grouped.entry(owner).or_default().entry(component).or_default().push(report);
@@ -172,6 +157,35 @@ async fn round(ctx: &Context, client: &HttpClient, pods: &Store<Pod>) -> FlowFac
             (owner, verdicts)
         })
         .collect()
+}
+
+type Report = (ObjectRef<MonitoringServices>, String, PodReport);
+
+/// Whose report each answer is. A collector pod speaks for the resource it is labelled with,
+/// in its own namespace; a shared collector pod (`monitoring-shared` in the admin's shared
+/// namespace) for each tenant it serves (`owners`: tenant id → resource), each getting only
+/// its own summary (a pod that did not answer is Unknown for every tenant it serves). Only
+/// pods in the shared namespace speak for the shared collectors: anyone may label a pod of
+/// their own namespace `monitoring-shared`, and its answers must never become other tenants'
+/// verdicts (there it stands for a resource of that name in that namespace only).
+fn attribute(
+    answers: Vec<Report>,
+    shared_ns: Option<&str>,
+    owners: impl Fn(&str) -> BTreeMap<String, ObjectRef<MonitoringServices>>,
+) -> Vec<Report> {
+    let mut reports = Vec::new();
+    for (owner, component, report) in answers {
+        if owner.name != crate::model::shared::INSTANCE || owner.namespace.as_deref() != shared_ns {
+            reports.push((owner, component, report));
+            continue;
+        }
+        for (id, tenant) in owners(&component) {
+            let summary = report.summary.as_ref().and_then(|s| s.tenants.get(&id).cloned());
+            let r = PodReport { node: report.node.clone(), expected_config_id: None, summary };
+            reports.push((tenant, component.clone(), r));
+        }
+    }
+    reports
 }
 
 async fn ask(client: &HttpClient, url: &str, timeout: Duration) -> Option<Summary> {
@@ -196,5 +210,53 @@ mod tests {
         assert!(p.spec.as_ref().unwrap().volumes.is_none() && p.status.as_ref().unwrap().conditions.is_none());
         let t = target(&p).unwrap();
         assert_eq!((t.ip.as_str(), t.node.as_str(), t.expected.as_deref()), ("10.0.0.1", "n1", Some("abc")));
+    }
+
+    /// A pod in a tenant's namespace labelled as a shared collector speaks for nobody else:
+    /// only the admin namespace's shared pods hand tenants their verdicts.
+    #[test]
+    fn only_the_shared_namespace_speaks_for_tenants() {
+        fn summary(reason: crate::flow::Reason, tenants: &[(&str, crate::flow::Reason)]) -> Summary {
+            Summary {
+                reason,
+                shown: None,
+                latest: None,
+                config_id: None,
+                selected: 1,
+                window_secs: 30,
+                tenants: tenants.iter().map(|(id, r)| (id.to_string(), summary(*r, &[]))).collect(),
+            }
+        }
+        let shared = |ns: &str, s: Summary| {
+            let owner = ObjectRef::new(crate::model::shared::INSTANCE).within(ns);
+            (owner, "logs".to_string(), PodReport { node: "n1".into(), expected_config_id: None, summary: Some(s) })
+        };
+        let owners = |_: &str| {
+            BTreeMap::from([
+                ("ta".to_string(), ObjectRef::new("mon").within("team-a")),
+                ("tb".to_string(), ObjectRef::new("mon").within("team-b")),
+            ])
+        };
+        use crate::flow::Reason::*;
+        let answers = vec![
+            shared("admin", summary(SinkStalled, &[("ta", SinkStalled), ("tb", Healthy)])),
+            // team-b forging team-a's verdict from its own namespace.
+            shared("team-b", summary(Healthy, &[("ta", Healthy), ("tb", Healthy)])),
+        ];
+        let reports = attribute(answers, Some("admin"), owners);
+        let of = |ns: &str, name: &str| -> Vec<Option<crate::flow::Reason>> {
+            reports
+                .iter()
+                .filter(|(o, _, _)| o.name == name && o.namespace.as_deref() == Some(ns))
+                .map(|(_, _, r)| r.summary.as_ref().map(|s| s.reason))
+                .collect()
+        };
+        assert_eq!(of("team-a", "mon"), vec![Some(SinkStalled)], "team-a: only the admin pod's answer");
+        assert_eq!(of("team-b", "mon"), vec![Some(Healthy)]);
+        assert_eq!(of("team-b", crate::model::shared::INSTANCE).len(), 1, "the forged pod is its own namespace's");
+        // Per-resource mode: no shared namespace, nobody speaks for tenants.
+        let answers = vec![shared("admin", summary(SinkStalled, &[("ta", SinkStalled)]))];
+        let reports = attribute(answers, None, owners);
+        assert!(reports.iter().all(|(o, _, _)| o.name == crate::model::shared::INSTANCE));
     }
 }
