@@ -24,6 +24,20 @@ pub fn bounded_to(s: &str, max: usize) -> String {
     }
 }
 
+/// `s` cut to at most `max` bytes in all, the mark included (the apiserver counts an Event's
+/// note in bytes: 1 KiB).
+pub fn bounded_bytes(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mark = |cut: usize| format!("… ({cut} bytes cut)");
+    let mut at = max.saturating_sub(mark(s.len()).len());
+    while !s.is_char_boundary(at) {
+        at -= 1;
+    }
+    format!("{}{}", &s[..at], mark(s.len() - at))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Reading what the build needs (Nodes for the cloud, the GreptimeDBCluster).
@@ -90,6 +104,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_bytes_fits_the_limit_with_its_mark() {
+        assert_eq!(bounded_bytes("héllo", 1024), "héllo");
+        for s in ["x".repeat(5000), "é".repeat(3000), format!("a{}", "€".repeat(700))] {
+            let cut = bounded_bytes(&s, 1024);
+            assert!(cut.len() <= 1024, "{} bytes", cut.len());
+            assert!(cut.ends_with(" bytes cut)") && cut.len() > 1000, "{cut}");
+        }
+    }
 
     #[test]
     fn bounded_cuts_on_characters_and_says_so() {

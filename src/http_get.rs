@@ -17,15 +17,18 @@ pub fn client() -> Client {
     LegacyClient::builder(TokioExecutor::new()).build_http()
 }
 
-/// The body of a 2xx answer from `url` within `timeout`; None for anything else.
-pub async fn body(client: &Client, url: &str, timeout: Duration) -> Option<Bytes> {
+/// The body of a 2xx answer from `url` within `timeout` and at most `max_bytes` long; None for
+/// anything else (a longer answer is never read whole: whoever answers cannot make the caller
+/// hold more than `max_bytes`).
+pub async fn body(client: &Client, url: &str, timeout: Duration, max_bytes: usize) -> Option<Bytes> {
     let uri: hyper::Uri = url.parse().ok()?;
     let get = async {
         let resp = client.get(uri).await.ok()?;
         if !resp.status().is_success() {
             return None;
         }
-        Some(resp.into_body().collect().await.ok()?.to_bytes())
+        let limited = http_body_util::Limited::new(resp.into_body(), max_bytes);
+        Some(limited.collect().await.ok()?.to_bytes())
     };
     tokio::time::timeout(timeout, get).await.ok().flatten()
 }

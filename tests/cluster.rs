@@ -543,7 +543,8 @@ async fn unchanged_reconcile_makes_no_requests() {
     tokio::spawn(operator.run());
     let http = monitoring_operator::http_get::client();
     let reconciles = || async {
-        let body = monitoring_operator::http_get::body(&http, &metrics, std::time::Duration::from_secs(5)).await?;
+        let body =
+            monitoring_operator::http_get::body(&http, &metrics, std::time::Duration::from_secs(5), 64 << 20).await?;
         String::from_utf8_lossy(&body)
             .lines()
             .find_map(|l| l.strip_prefix("monitoring_operator_reconciles_total "))

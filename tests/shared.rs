@@ -393,6 +393,15 @@ async fn per_resource_mode_removes_leftover_shared_collectors() {
         .unwrap();
     let secrets = Api::<Secret>::namespaced(client.clone(), &admin);
     assert!(secrets.get_opt(CONFIG).await.unwrap().is_some());
+    // A resource that is itself named `monitoring-shared`, with a child: not a leftover.
+    let own = namespace(&client, "named-shared").await;
+    create(&client, &own, ms_json("monitoring-shared", basic_spec())).await.unwrap();
+    let own_secrets = Api::<Secret>::namespaced(client.clone(), &own);
+    let child: Secret = serde_json::from_value(json!({"metadata": {"name": "monitoring-shared-vector-logs-env",
+        "labels": {"app.kubernetes.io/instance": "monitoring-shared", "app.kubernetes.io/managed-by": "monitoring-operator"}},
+        "stringData": {"K": "v"}}))
+    .unwrap();
+    own_secrets.create(&PostParams::default(), &child).await.unwrap();
 
     // A per-resource operator over every namespace (reconciling none of the resources here).
     start_controller_with(controller::Settings {
@@ -405,6 +414,10 @@ async fn per_resource_mode_removes_leftover_shared_collectors() {
         (secrets.get_opt(CONFIG).await.unwrap().is_none() && ds.is_none()).then_some(())
     })
     .await;
+    assert!(
+        own_secrets.get_opt("monitoring-shared-vector-logs-env").await.unwrap().is_some(),
+        "the child of a resource named monitoring-shared was taken for a leftover"
+    );
 }
 
 /// One test at a time: a per-resource operator over every namespace removes every shared
@@ -656,7 +669,7 @@ async fn each_tenant_reads_its_own_flow_verdict_from_the_shared_collector() {
             // Async: the sidecar serving /flow runs on this test's own (single-threaded) runtime.
             let url = format!("http://127.0.0.1:{flow_port}/flow");
             let http = monitoring_operator::http_get::client();
-            let body = monitoring_operator::http_get::body(&http, &url, Duration::from_secs(2)).await;
+            let body = monitoring_operator::http_get::body(&http, &url, Duration::from_secs(2), 1 << 20).await;
             let summary = body.map(|b| String::from_utf8_lossy(&b).to_string());
             panic!(
                 "after {LONG:?}: A {fa:?}\nB {fb:?}\n/flow: {summary:?}\nA's proxy: {}\nvector:\n{}",

@@ -3,8 +3,11 @@
 //! as they are now, typed. A child is "unchanged" when it carries the hash of what we would
 //! apply, no other field manager owns one of our fields and every value we apply is still there
 //! ([`drift`]); unchanged children are read from the controller's watch caches and cost no
-//! request at all. Every changed child is first applied as a dry run, so
-//! a child the apiserver refuses leaves everything that was running untouched.
+//! request at all. A dry run of every changed child comes first where it protects what runs:
+//! when more than one child changes and at least one of them already exists (a refusal midway
+//! would leave a half-changed resource), and on every retry after a refusal (`careful`). When
+//! every change is a creation, a refusal deletes what this sync created instead; a single
+//! changed child is refused whole by its own apply.
 //! Touches: the Kubernetes API (list, patch, delete of the child kinds).
 
 use std::collections::BTreeMap;

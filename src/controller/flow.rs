@@ -188,8 +188,13 @@ fn attribute(
     reports
 }
 
+/// The longest `/flow` answer read. A shared collector's summary is about 1 KB per tenant;
+/// a pod that is not ours but carries our labels (anyone may label a pod of their namespace)
+/// must not make the operator hold more than this per request.
+const MAX_SUMMARY_BYTES: usize = 2 << 20;
+
 async fn ask(client: &HttpClient, url: &str, timeout: Duration) -> Option<Summary> {
-    serde_json::from_slice(&crate::http_get::body(client, url, timeout).await?).ok()
+    serde_json::from_slice(&crate::http_get::body(client, url, timeout, MAX_SUMMARY_BYTES).await?).ok()
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ pub async fn reconcile(ms: Arc<MonitoringServices>, ctx: Arc<Context>) -> Result
     let api: Api<MonitoringServices> = Api::namespaced(ctx.client.clone(), &ns);
     let out = async {
         if ms.metadata.deletion_timestamp.is_some() {
-            ctx.shared.set(&ns, &ms.name_any(), None);
+            ctx.shared.remove(&ns, &ms.name_any());
             if ms.finalizers().iter().any(|f| f == FINALIZER) {
                 apply::delete_cluster_children(&ctx.client, &ns, &ms.name_any()).await?;
                 set_finalizer(&api, &ms, false).await?;
@@ -112,7 +112,7 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
     // The admin's policy first, before anything is read on the resource's behalf: what it
     // refuses gets nothing, and loses what an older, looser policy gave it.
     if let Err(v) = ctx.settings.policy.check(&ms) {
-        ctx.shared.set(&ns, &name, None);
+        ctx.shared.remove(&ns, &name);
         let removed = apply::sync(
             &ctx.client,
             ctx.caches.get().map(|c| &c.children),
@@ -138,13 +138,23 @@ async fn apply(ms: Arc<MonitoringServices>, ctx: &Context) -> Result<Action, Err
         Ok(m) => m,
         Err(e) => {
             // What it had on the shared collectors stays only while its spec is valid.
-            ctx.shared.set(&ns, &name, None);
+            ctx.shared.remove(&ns, &name);
             write_status(ctx, &ms, old, status::failed(old, generation, &Failure::InvalidSpec(e))).await?;
             return Ok(Action::await_change());
         }
     };
-    if let Some(sh) = &model.shared {
-        ctx.shared.set(&ns, &name, Some(sh.tenant.clone()));
+    if let Some(sh) = &model.shared
+        && let Err(holder) = ctx.shared.set(&ns, &name, Some(sh.tenant.clone()))
+    {
+        let e = model::SpecError {
+            field: "metadata.name".into(),
+            message: format!(
+                "this resource's id in the shared collectors ({}) is already held by {holder}; rename one of them",
+                sh.tenant.id
+            ),
+        };
+        write_status(ctx, &ms, old, status::failed(old, generation, &Failure::InvalidSpec(e))).await?;
+        return Ok(Action::await_change());
     }
     let owner = ms.controller_owner_ref(&()).ok_or_else(|| Error::Render("resource has no name or uid".into()))?;
     let children = render::render(&model, Some(&owner)).map_err(|e| Error::Render(e.to_string()))?;
@@ -296,6 +306,19 @@ async fn write_status(
     Ok(())
 }
 
+/// The apiserver's limit on an Event's note, in bytes.
+const EVENT_NOTE_BYTES: usize = 1024;
+
+/// An Event name's prefix from the resource's name: at most 253 characters in all with the
+/// dot and up to 32 hex digits, not ending in a dot or dash (a DNS subdomain).
+fn event_prefix(name: &str) -> &str {
+    let mut end = name.len().min(253 - 33);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name[..end].trim_end_matches(['.', '-'])
+}
+
 /// The Event of a phase change. Created directly, one per change: kube's `Recorder` keeps
 /// every Event it published in a cache for series aggregation (measured: 3 MB for 1,000
 /// resources, never shrinking), which one Event per phase change never needs.
@@ -303,20 +326,33 @@ fn phase_event(ctx: &Context, ms: &MonitoringServices, reason: &str, note: Optio
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
     let now = k8s_openapi::jiff::Timestamp::now();
     Event {
-        // Named like client-go's: the object's name, a dot, the time in hex nanoseconds.
+        // Named like client-go's: the object's name, a dot, the time in hex nanoseconds (the
+        // name shortened so the whole stays within 253 characters).
         metadata: ObjectMeta {
-            name: Some(format!("{}.{:x}", ms.name_any(), now.as_nanosecond())),
+            name: Some(format!("{}.{:x}", event_prefix(&ms.name_any()), now.as_nanosecond())),
             namespace: ms.namespace(),
             ..Default::default()
         },
         event_time: Some(MicroTime(now)),
         action: Some("Reconcile".into()),
         reason: Some(reason.into()),
-        note: note.map(bounded),
+        note: note.map(|n| crate::error::bounded_bytes(n, EVENT_NOTE_BYTES)),
         type_: Some(if warning { "Warning" } else { "Normal" }.into()),
         regarding: Some(ms.object_ref(&())),
         reporting_controller: Some(MANAGER.into()),
         reporting_instance: Some(ctx.reporting_instance.clone()),
         ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn event_names_stay_within_a_dns_subdomain() {
+        assert_eq!(super::event_prefix("mon"), "mon");
+        let long = format!("{}.{}", "a".repeat(219), "b".repeat(30));
+        let prefix = super::event_prefix(&long);
+        assert_eq!(prefix, "a".repeat(219), "cut at 220 characters, the trailing dot dropped");
+        assert!(prefix.len() + 1 + 32 <= 253);
     }
 }

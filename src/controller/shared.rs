@@ -44,18 +44,31 @@ struct Parts {
 
 impl Registry {
     /// Set (or, with None, remove) the part of `namespace/name`; wakes the task when it changed.
-    pub fn set(&self, namespace: &str, name: &str, tenant: Option<Tenant>) {
+    /// A part whose id another resource already holds is refused (and this resource's old part
+    /// removed): ids are 48 bits of a hash, so a name can be searched for that collides with
+    /// another tenant's, whose routes, sinks and credentials it would then overwrite. Returns
+    /// the holder's `namespace/name`.
+    pub fn set(&self, namespace: &str, name: &str, tenant: Option<Tenant>) -> Result<(), String> {
         let key = (namespace.to_string(), name.to_string());
         let mut p = self.parts.lock().unwrap_or_else(|p| p.into_inner());
         p.seen.insert(key.clone());
+        let holder = tenant.as_ref().and_then(|t| p.tenants.iter().find(|(k, o)| **k != key && o.id == t.id));
+        let taken = holder.map(|((ns, n), _)| format!("{ns}/{n}"));
         let changed = match tenant {
-            Some(t) => p.tenants.insert(key, t.clone()).as_ref() != Some(&t),
-            None => p.tenants.remove(&key).is_some(),
+            Some(t) if taken.is_none() => p.tenants.insert(key, t.clone()).as_ref() != Some(&t),
+            _ => p.tenants.remove(&key).is_some(),
         };
         drop(p);
         if changed {
             self.changed.notify_one();
         }
+        taken.map_or(Ok(()), Err)
+    }
+
+    /// Remove the part of `namespace/name` (if any).
+    pub fn remove(&self, namespace: &str, name: &str) {
+        // Never refused: only a part being set can collide.
+        let _ = self.set(namespace, name, None);
     }
 
     /// Something outside the parts changed (a deletion, a shared child): look again.
@@ -142,6 +155,17 @@ pub async fn remove_leftovers(ctx: Arc<Context>) {
         .filter_map(|(_, ns)| ns)
         .collect();
     for ns in namespaces {
+        // A resource may itself be named `monitoring-shared` (per-resource mode allows it):
+        // its children carry the same instance label and are not leftovers.
+        let resources = kube::Api::<MonitoringServices>::namespaced(ctx.client.clone(), &ns);
+        match resources.get_opt(INSTANCE).await {
+            Ok(None) => {}
+            Ok(Some(_)) => continue,
+            Err(e) => {
+                warn!(namespace = %ns, error = %e, "could not check for a resource named like the shared collectors");
+                continue;
+            }
+        }
         let empty = crate::render::Children::default();
         match apply::sync(&ctx.client, Some(&c.children), &ns, INSTANCE, empty, false).await {
             Ok(s) if s.deleted > 0 => {
@@ -227,5 +251,40 @@ async fn sync(
         }
         Err(SyncError::Rejected(r)) => Err(Failure::Refused(r)),
         Err(SyncError::Failed(e)) => Err(Failure::Other(e.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tenant(ns: &str, id: &str) -> Tenant {
+        Tenant {
+            id: id.into(),
+            namespace: ns.into(),
+            name: "mon".into(),
+            workspace: "w".into(),
+            tenant: "t".into(),
+            logs: None,
+            loki: None,
+            metrics: None,
+            greptime: None,
+        }
+    }
+
+    /// A resource whose id collides with another's is refused, and never replaces the holder.
+    #[test]
+    fn a_colliding_id_is_refused_and_the_holder_keeps_its_part() {
+        let r = Registry::default();
+        assert_eq!(r.set("team-a", "mon", Some(tenant("team-a", "t1"))), Ok(()));
+        assert_eq!(r.set("team-b", "mon", Some(tenant("team-b", "t1"))), Err("team-a/mon".to_string()));
+        let parts = r.parts.lock().unwrap();
+        assert_eq!(parts.tenants.len(), 1);
+        assert_eq!(parts.tenants[&("team-a".to_string(), "mon".to_string())].namespace, "team-a");
+        drop(parts);
+        // Its own part again is no collision; once the holder is gone the id is free.
+        assert_eq!(r.set("team-a", "mon", Some(tenant("team-a", "t1"))), Ok(()));
+        r.remove("team-a", "mon");
+        assert_eq!(r.set("team-b", "mon", Some(tenant("team-b", "t1"))), Ok(()));
     }
 }

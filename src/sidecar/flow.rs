@@ -175,7 +175,9 @@ pub async fn run(
 }
 
 async fn scrape(client: &http_get::Client, url: &str, timeout: Duration) -> Option<String> {
-    String::from_utf8(http_get::body(client, url, timeout).await?.to_vec()).ok()
+    // The local Vector's page: ours, but bounded all the same (a shared collector's page grows
+    // with its tenants).
+    String::from_utf8(http_get::body(client, url, timeout, 256 << 20).await?.to_vec()).ok()
 }
 
 #[cfg(test)]
